@@ -1,0 +1,272 @@
+"""Load a manifest: read the YAML, check it against the JSON Schema and the rules the schema
+cannot express, resolve its images, and expand it into jobs.
+
+Every problem is collected and reported at once, each with file, line, column and field.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from difflib import get_close_matches
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from PIL import Image, UnidentifiedImageError
+
+from . import yamlsource
+from .errors import ManifestError, Problem
+from .jobs import ImageSource, Job, expand, is_safe_name
+from .pricing import price_table
+from .yamlsource import Source, field_name
+
+SCHEMA_FILE: Final = "manifest.schema.json"
+_IMAGE_KEYS: Final = ("reference", "image", "mask")
+_TYPE_NAMES: Final = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "empty",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Run settings a manifest may carry under ``run:``; each is None when not written."""
+
+    rpm: int | None = None
+    concurrency: int | None = None
+    max_credits: float | None = None
+    min_credits: float | None = None
+    retries: int | None = None
+    latency: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A manifest that passed every check, expanded into jobs."""
+
+    path: Path
+    name: str
+    jobs: tuple[Job, ...]
+    prices: Mapping[str, float]
+    run: RunSettings
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The manifest JSON Schema, from the installed package or else the source tree."""
+    packaged = resources.files("batchgen") / SCHEMA_FILE
+    if packaged.is_file():
+        text = packaged.read_text(encoding="utf-8")
+    else:
+        text = (Path(__file__).parent.parent / "schemas" / SCHEMA_FILE).read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load, validate and expand a manifest; raises ManifestError listing every problem."""
+    source = yamlsource.load(path, display_name=os.fspath(path))
+    problems = schema_problems(source)
+    if problems:
+        raise ManifestError(problems)
+    data = source.data
+    images, problems = _resolve_images(source, path.parent)
+    problems += _name_problems(source, path)
+    prices = price_table(data.get("pricing"))
+    jobs, job_problems = expand(data, images, prices) if not problems else ([], [])
+    problems += [Problem(source.locate(p), field_name(p), m) for p, m in job_problems]
+    if problems:
+        raise ManifestError(problems)
+    return Manifest(
+        path=path,
+        name=data.get("name") or path.stem,
+        jobs=tuple(jobs),
+        prices=prices,
+        run=RunSettings(**data.get("run", {})),
+    )
+
+
+def schema_problems(source: Source) -> list[Problem]:
+    """Every schema violation in the manifest, as located, readable problems."""
+    errors = _leaf_errors(_validator().iter_errors(source.data))
+    problems = [p for e in errors for p in _problems(source, e)]
+    return sorted(problems, key=lambda p: (p.location.line, p.location.column) if p.location else (0, 0))
+
+
+def _leaf_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
+    # A oneOf failure says only "not valid under any"; the branch of the value's own type says why.
+    for error in errors:
+        # Drop the branches whose type does not even match; keep what the matching one says.
+        branch = [e for e in error.context or [] if e.validator != "type" or e.relative_path]
+        if error.validator == "oneOf" and branch:
+            yield from _leaf_errors(iter(branch))
+        else:
+            yield error
+
+
+def _problems(source: Source, error: ValidationError) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        listed = ", ".join(allowed)
+        return [
+            Problem(
+                source.locate((*path, key), key=True),
+                field_name((*path, key)),
+                "unknown key" + (_did_you_mean(key, allowed) or f" (allowed here: {listed})"),
+            )
+            for key in sorted(set(error.instance) - set(allowed))
+        ]
+    if error.validator == "not":  # the schema's way of saying "this key may not be swept"
+        key = path[-1] if path else ""
+        hint = "; use seeds:" if key in ("seed", "seeds") else ""
+        where = source.locate(path, key=True)
+        return [Problem(where, field_name(path), f"cannot be swept in a matrix{hint}")]
+    return [Problem(source.locate(path), field_name(path), _message(error))]
+
+
+def _message(error: ValidationError) -> str:
+    validator, value, expected = error.validator, error.instance, error.validator_value
+    if validator == "enum":
+        options = [str(o) for o in expected]
+        listed = ", ".join(options) if len(options) <= 15 else f"one of {len(options)} values, e.g. {options[0]}"
+        return f"{value!r} is not one of {listed}{_did_you_mean(str(value), options)}"
+    if validator == "type":
+        wanted = expected if isinstance(expected, str) else expected[0]
+        message = f"expected {_TYPE_NAMES.get(wanted, wanted)}, got {_describe(value)}"
+        if wanted == "string" and isinstance(value, (int, float, bool)):
+            message += f" — quote it if you meant the text: \"{_as_written(value)}\""
+        return message
+    if validator == "required":
+        return error.message.replace("is a required property", "is missing")
+    if validator == "const":
+        return f"must be {expected!r}, not {value!r}"
+    if validator == "pattern":
+        return (
+            f"{value!r} is not a usable name: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    if validator in ("minimum", "maximum", "exclusiveMinimum"):
+        return f"{value!r} is out of range ({validator} {expected})"
+    if validator == "uniqueItems":
+        return "has repeated values"
+    if validator == "oneOf":
+        kinds = [_TYPE_NAMES.get(b.get("type", ""), "?") for b in expected]
+        return f"expected {' or '.join(kinds)}, got {_describe(value)}"
+    return error.message
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def _as_written(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def _image_fields(data: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    yield ("character", "reference"), data["character"]["reference"]
+    sections: list[tuple[tuple[str | int, ...], Mapping[str, Any]]] = [
+        (("defaults",), data.get("defaults", {}))
+    ]
+    sections += [(("variants", i), v) for i, v in enumerate(data["variants"])]
+    for where, section in sections:
+        for key in _IMAGE_KEYS:
+            if key in section:
+                yield (*where, key), section[key]
+
+
+def _resolve_images(source: Source, base: Path) -> tuple[dict[str, ImageSource], list[Problem]]:
+    images: dict[str, ImageSource] = {}
+    problems: list[Problem] = []
+    for path, value in _image_fields(source.data):
+        if value in images:
+            continue
+        if value.startswith(("http://", "https://")):
+            images[value] = ImageSource(url=value)
+            continue
+        try:
+            images[value] = _local_image(base / value)
+        except ValueError as exc:
+            problems.append(Problem(source.locate(path), field_name(path), str(exc)))
+    return images, problems
+
+
+def _local_image(path: Path) -> ImageSource:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{os.fspath(path)!r} does not exist (paths are relative to the manifest)") from None
+    except IsADirectoryError:
+        raise ValueError(f"{os.fspath(path)!r} is a folder, not an image file") from None
+    except OSError as exc:
+        raise ValueError(f"{os.fspath(path)!r} cannot be read: {exc.strerror}") from None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            kind = image.format
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{os.fspath(path)!r} is not a readable image ({exc})") from None
+    if kind not in ("JPEG", "PNG", "WEBP"):
+        raise ValueError(f"{os.fspath(path)!r} is {kind}; the API takes JPEG, PNG or WebP")
+    return ImageSource(path=path, digest=hashlib.sha256(data).hexdigest())
+
+
+def _name_problems(source: Source, path: Path) -> list[Problem]:
+    data = source.data
+    problems: list[Problem] = []
+    if "name" not in data and not is_safe_name(path.stem):
+        problems.append(
+            Problem(
+                source.locate(()),
+                "name",
+                f"the file name {path.stem!r} is not a safe folder name: set name: in the manifest",
+            )
+        )
+    if "name" in data and not is_safe_name(data["name"]):
+        problems.append(Problem(source.locate(("name",)), "name", f"{data['name']!r} is a reserved name"))
+    first: dict[str, int] = {}
+    for index, variant in enumerate(data["variants"]):
+        name, where = variant["name"], ("variants", index, "name")
+        if name.lower() in first:
+            earlier = source.locate(("variants", first[name.lower()], "name"))
+            line = f" (first at line {earlier.line})" if earlier else ""
+            problems.append(
+                Problem(source.locate(where), field_name(where), f"duplicate variant name {name!r}{line}")
+            )
+        else:
+            first[name.lower()] = index
+        if "{" not in name and not is_safe_name(name):
+            problems.append(Problem(source.locate(where), field_name(where), f"{name!r} is a reserved name"))
+    return problems

@@ -1,0 +1,48 @@
+"""The two meters that pace a run, kept apart (as aiometer does): a requests-per-minute limit and
+a gate that every worker waits on while the API asks us to back off after a 429.
+
+Concurrency needs no meter of its own: the scheduler runs exactly that many workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiolimiter import AsyncLimiter
+
+
+def rate_limiter(rpm: int) -> AsyncLimiter:
+    """A limiter that lets one request out every 60/rpm seconds.
+
+    aiolimiter's bucket holds ``max_rate`` tokens, so ``AsyncLimiter(rpm, 60)`` would let ``rpm``
+    requests out at once after an idle spell. A bucket of one token spaces requests evenly:
+    no burst, and never more than ``rpm`` in any minute. Create it inside the running loop.
+    """
+    return AsyncLimiter(1, 60.0 / rpm)
+
+
+class Gate:
+    """Closed until a deadline: after a 429 every worker waits here, not just the one that saw it."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._until = 0.0
+
+    def close_for(self, seconds: float) -> None:
+        """Keep the gate closed for at least ``seconds`` from now."""
+        self._until = max(self._until, self._clock() + seconds)
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self._until - self._clock())
+
+    async def wait(self) -> None:
+        """Return once the gate is open (re-checking: another 429 may extend the pause)."""
+        while (left := self.remaining) > 0:
+            await self._sleep(left)

@@ -1,0 +1,172 @@
+"""One ``batchgen run``: ledger → plan → pre-flight balance → worker pool → what happened.
+
+This module wires the pieces together; it decides nothing the policy, the guard or the plan
+decide, and it leaves exit codes and messages to the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
+
+from . import client as api
+from .budget import CreditGuard
+from .client import Lost, SegmindClient
+from .errors import AuthError, CreditsError, UsageError
+from .jobs import Job
+from .ledger import Ledger
+from .manifest import Manifest, RunSettings
+from .plan import DEFAULT_LATENCY, Plan, make_plan
+from .scheduler import Events, Outcome, Scheduler, Settings
+
+#: Safe for a Free account: 5 requests a minute; at ~20 s a generation, 2 in flight keep up.
+DEFAULTS: Final = RunSettings(rpm=5, concurrency=2, retries=4, latency=DEFAULT_LATENCY)
+#: The emulator answers in well under a second and has no rate limit unless told to.
+EMULATOR_DEFAULTS: Final = RunSettings(rpm=600, concurrency=8, retries=4, latency=0.3)
+#: What ``--emulator`` starts with: a stocked account, quick answers.
+EMULATOR_CREDITS: Final = 100.0
+
+
+def run_folder(out: Path, manifest: Manifest) -> Path:
+    """Where a manifest's results live: ``<out>/<name>/``."""
+    return out / manifest.name
+
+
+def resolve(flags: RunSettings, manifest: RunSettings, *, emulator: bool) -> RunSettings:
+    """Flags win over the manifest's ``run:``, which wins over the defaults."""
+    base = EMULATOR_DEFAULTS if emulator else DEFAULTS
+    merged = {}
+    for name in RunSettings.__dataclass_fields__:
+        values = (getattr(flags, name), getattr(manifest, name), getattr(base, name))
+        merged[name] = next((v for v in values if v is not None), None)
+    return RunSettings(**merged)
+
+
+def read_uploads(jobs: list[Job]) -> dict[Path, bytes]:
+    """Read each uploaded file once, checking it is still what the job ids were made from."""
+    files: dict[Path, bytes] = {}
+    for job in jobs:
+        for upload in job.uploads.values():
+            if upload.path in files:
+                continue
+            try:
+                data = upload.path.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"cannot read {upload.path}: {exc.strerror}") from exc
+            if hashlib.sha256(data).hexdigest() != upload.digest:
+                raise UsageError(f"{upload.path} changed while batchgen was reading it; run again")
+            files[upload.path] = data
+    return files
+
+
+async def read_balance(client: SegmindClient, *, required: bool) -> float | None:
+    """The account's balance before the first paid request, so ``--min-credits`` holds from the
+    first wave on. None when it cannot be read and nothing depends on it."""
+    reply = await client.credits()
+    if isinstance(reply, Lost) or reply.status != 200:
+        if not isinstance(reply, Lost) and reply.status in (401, 403):
+            raise AuthError(
+                f"the API rejected the key ({reply.status}); check SEGMIND_API_KEY", status=reply.status
+            )
+        why = reply.reason if isinstance(reply, Lost) else f"HTTP {reply.status}"
+        if required:
+            raise CreditsError(f"cannot read the account balance ({why}), so --min-credits cannot be enforced")
+        return None
+    try:
+        body = json.loads(reply.body)
+        return float(body.get("credits", 0)) + float(body.get("free-credits", 0))
+    except (ValueError, TypeError, AttributeError):
+        if required:
+            raise CreditsError("the balance answer was not understood, so --min-credits cannot be enforced") from None
+        return None
+
+
+@asynccontextmanager
+async def endpoint(emulator: bool, key: str | None) -> AsyncIterator[tuple[str, str]]:
+    """The base URL and key to use: the built-in emulator's, or the configured API's."""
+    if emulator:
+        from .emulator import EmulatorConfig, running
+
+        local_key = "SG_emulator_" + secrets.token_hex(8)
+        config = EmulatorConfig(key=local_key, credits=EMULATOR_CREDITS, latency=0.3, jitter=0.1)
+        async with running(config) as url:
+            yield url, local_key
+        return
+    if not key:
+        raise UsageError(
+            "SEGMIND_API_KEY is not set: export your Segmind key in it (or try --emulator)"
+        )
+    yield os.environ.get("BATCHGEN_ENDPOINT", api.DEFAULT_ENDPOINT), key
+
+
+async def execute(
+    ledger: Ledger,
+    plan: Plan,
+    settings: RunSettings,
+    *,
+    base_url: str,
+    key: str,
+    events: Events,
+) -> Outcome:
+    """Send the plan's jobs; the ledger records everything as it happens."""
+    assert settings.concurrency and settings.rpm and settings.retries is not None
+    jobs = plan.to_run
+    files = read_uploads(jobs)
+    run_id = ledger.start_run(os.getpid())
+    outcome = Outcome()
+    try:
+        async with api.session(settings.concurrency) as http:
+            client = SegmindClient(http, key=key, endpoint=base_url, files=files)
+            balance = await read_balance(client, required=settings.min_credits is not None)
+            guard = CreditGuard(settings.max_credits, settings.min_credits, balance)
+            scheduler = Scheduler(
+                client=client,
+                ledger=ledger,
+                folder=ledger.path.parent,
+                settings=Settings(settings.concurrency, settings.rpm, settings.retries),
+                guard=guard,
+                events=events,
+                run_id=run_id,
+            )
+            try:
+                outcome = await scheduler.run(jobs)
+            finally:
+                outcome = scheduler.outcome
+                outcome.spent = guard.spent
+    finally:
+        ledger.finish_run(run_id, _describe(outcome))
+    return outcome
+
+
+def prepare(ledger: Ledger, manifest: Manifest, *, retry_failed: bool = False) -> tuple[Plan, int]:
+    """Bring the ledger up to date with the manifest and plan the run.
+
+    Returns the plan and how many jobs a previous run left in flight (now ``unknown``).
+    """
+    ledger.sync(manifest.jobs)
+    recovered = ledger.recover()
+    if retry_failed:
+        ledger.reset_failed()
+    return make_plan(manifest.jobs, ledger.jobs(), retry_failed=retry_failed), recovered
+
+
+def _describe(outcome: Outcome) -> str:
+    if outcome.stopped is not None:
+        return f"stopped: {type(outcome.stopped).__name__}"
+    return "failed" if outcome.failed else "finished"
+
+
+def counts(ledger: Ledger, manifest: Manifest) -> dict[str, int]:
+    """Job states for the manifest's jobs (never-seen jobs count as pending)."""
+    rows = ledger.jobs()
+    tally = {"done": 0, "failed": 0, "pending": 0, "running": 0, "unknown": 0}
+    for job in manifest.jobs:
+        row = rows.get(job.id)
+        tally[row.status if row else "pending"] += 1
+    return tally
