@@ -25,7 +25,10 @@ class CreditGuard:
 
     def refusal(self, price: float) -> str | None:
         """Why a request of this price may not leave now, or None if it may."""
-        if self.max_credits is not None and self.spent + self.reserved + price > self.max_credits + _EPSILON:
+        if (
+            self.max_credits is not None
+            and self.spent + self.reserved + price > self.max_credits + _EPSILON
+        ):
             return (
                 f"the next request ({price:g} credits) would take this run past --max-credits "
                 f"{self.max_credits:g} ({self.spent:.4g} spent, {self.reserved:.4g} in flight)"
@@ -38,11 +41,14 @@ class CreditGuard:
                         f"the next request ({price:g} credits) would take the balance "
                         f"({self.balance:.4g}) below --min-credits {floor:g}"
                     )
-                return f"the account has {self.balance:.4g} credits left, less than the next request ({price:g})"
+                return (
+                    f"the account has {self.balance:.4g} credits left, "
+                    f"less than the next request ({price:g})"
+                )
         return None
 
     def reserve(self, price: float) -> str | None:
-        """Hold the price for a request about to leave; returns a refusal instead when it may not."""
+        """Hold the price for a request about to leave, or return why it may not leave."""
         refusal = self.refusal(price)
         if refusal is None:
             self.reserved += price

@@ -93,7 +93,9 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("manifests", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "manifests", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
 def validate(manifests: tuple[Path, ...]) -> None:
     """Check manifests and report every problem; sends nothing."""
     failed = False
@@ -119,13 +121,22 @@ def _flag_settings(**flags: Any) -> RunSettings:
 @manifest_argument
 @_out_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
-@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute, for the time estimate.")
-@click.option("--concurrency", type=click.IntRange(min=1), help="Requests at once, for the estimate.")
+@click.option(
+    "--rpm", type=click.IntRange(min=1), help="Requests per minute, for the time estimate."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), help="Requests at once, for the estimate."
+)
 @click.option("--retry-failed", is_flag=True, help="Count jobs that failed before as to run.")
 def plan(
-    manifest: Path, out: Path, as_json: bool, rpm: int | None, concurrency: int | None, retry_failed: bool
+    manifest: Path,
+    out: Path,
+    as_json: bool,
+    rpm: int | None,
+    concurrency: int | None,
+    retry_failed: bool,
 ) -> None:
-    """Show what a run would do: jobs new, changed, done and failed, credits and time. Sends nothing."""
+    """Show what a run would do: new, changed, done, failed jobs; cost; time. Sends nothing."""
     with _errors():
         loaded = load_manifest(manifest)
         settings = runner.resolve(
@@ -149,7 +160,10 @@ def plan(
 def _estimate(the_plan: Plan, settings: RunSettings) -> float:
     assert settings.rpm and settings.concurrency and settings.latency
     return estimate_seconds(
-        len(the_plan.to_run), rpm=settings.rpm, concurrency=settings.concurrency, latency=settings.latency
+        len(the_plan.to_run),
+        rpm=settings.rpm,
+        concurrency=settings.concurrency,
+        latency=settings.latency,
     )
 
 
@@ -159,17 +173,25 @@ def _plan_json(
     return {
         "manifest": os.fspath(manifest.path),
         "folder": os.fspath(folder),
-        "counts": the_plan.counts | {"total": len(the_plan.entries), "to_run": len(the_plan.to_run)},
+        "counts": the_plan.counts
+        | {"total": len(the_plan.entries), "to_run": len(the_plan.to_run)},
         "credits": round(the_plan.credits, 6),
         "seconds": round(seconds, 1),
         "rpm": settings.rpm,
         "concurrency": settings.concurrency,
         "orphans": the_plan.orphans,
         "jobs": [
-            {"id": e.job.id, "name": e.job.name, "state": e.state, "runs": e.runs, "reason": e.reason,
-             "price": e.job.price, "params": e.job.describe()}
+            {
+                "id": e.job.id,
+                "name": e.job.name,
+                "state": e.state,
+                "runs": e.runs,
+                "reason": e.reason,
+                "price": e.job.price,
+                "params": e.job.describe(),
+            }
             for e in the_plan.entries
-        ],  # fmt: skip
+        ],
     }
 
 
@@ -193,27 +215,55 @@ def _print_plan(
         if entry.state in ("changed", "unknown"):
             OUT.print(f"  {entry.state}: {entry.job.name} ({entry.reason})", markup=False)
     if counts["failed"] and not any(e.runs for e in the_plan.entries if e.state == "failed"):
-        OUT.print(f"  {counts['failed']} failed jobs will not run again unless you pass --retry-failed")
+        OUT.print(
+            f"  {counts['failed']} failed jobs will not run again unless you pass --retry-failed"
+        )
     if the_plan.orphans:
-        OUT.print(f"  {the_plan.orphans} earlier jobs are no longer in the manifest (their files stay)")
+        OUT.print(
+            f"  {the_plan.orphans} earlier jobs are no longer in the manifest (their files stay)"
+        )
 
 
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+    return (
+        f"{hours}h {minutes:02d}m"
+        if hours
+        else f"{minutes}m {secs:02d}s"
+        if minutes
+        else f"{secs}s"
+    )
 
 
 @main.command()
 @manifest_argument
 @_out_option
-@click.option("--concurrency", type=click.IntRange(1, 1000), help="Requests in flight at once [default: 2].")
-@click.option("--rpm", type=click.IntRange(1, 100_000), help="Requests per minute, never exceeded [default: 5].")
-@click.option("--max-credits", type=click.FloatRange(min=0), help="Spend at most this much in this run.")
-@click.option("--min-credits", type=click.FloatRange(min=0), help="Never let the balance fall below this.")
-@click.option("--retries", type=click.IntRange(0, 100), help="Retries per job for transient faults [default: 4].")
-@click.option("--retry-failed", is_flag=True, help="Run again the jobs that failed for good before.")
-@click.option("--emulator", is_flag=True, help="Run against the built-in emulator: offline, free, no key.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 1000), help="Requests in flight at once [default: 2]."
+)
+@click.option(
+    "--rpm",
+    type=click.IntRange(1, 100_000),
+    help="Requests per minute, never exceeded [default: 5].",
+)
+@click.option(
+    "--max-credits", type=click.FloatRange(min=0), help="Spend at most this much in this run."
+)
+@click.option(
+    "--min-credits", type=click.FloatRange(min=0), help="Never let the balance fall below this."
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 100),
+    help="Retries per job for transient faults [default: 4].",
+)
+@click.option(
+    "--retry-failed", is_flag=True, help="Run again the jobs that failed for good before."
+)
+@click.option(
+    "--emulator", is_flag=True, help="Run against the built-in emulator: offline, free, no key."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print every retry and saved image.")
 def run(
     manifest: Path,
@@ -233,12 +283,16 @@ def run(
         settings = runner.resolve(_flag_settings(**flags), loaded.run, emulator=emulator)
         key = os.environ.get("SEGMIND_API_KEY")
         if not emulator and not key:
-            raise UsageError("SEGMIND_API_KEY is not set: export your Segmind key in it (or try --emulator)")
+            raise UsageError(
+                "SEGMIND_API_KEY is not set: export your Segmind key in it (or try --emulator)"
+            )
         folder = runner.run_folder(out, loaded)
         with Ledger.open(folder) as ledger:
             the_plan, recovered = runner.prepare(ledger, loaded, retry_failed=retry_failed)
             if recovered:
-                ERR.print(f"{recovered} jobs were in flight when the last run stopped; they run again")
+                ERR.print(
+                    f"{recovered} jobs were in flight when the last run stopped; they run again"
+                )
             if not the_plan.to_run:
                 _finish(ledger, loaded, folder, spent=0.0, nothing_to_do=True)
             estimate = _duration(_estimate(the_plan, settings))
@@ -250,7 +304,9 @@ def run(
             done = the_plan.counts["done"]
             with Display(ERR, total=len(the_plan.entries), done=done, verbose=verbose) as display:
                 try:
-                    outcome = asyncio.run(_execute(ledger, the_plan, settings, emulator, key, display))
+                    outcome = asyncio.run(
+                        _execute(ledger, the_plan, settings, emulator, key, display)
+                    )
                 except KeyboardInterrupt:
                     ERR.print(
                         "interrupted: requests in flight may have been paid; "
@@ -261,8 +317,9 @@ def run(
                 snap = status_view.snapshot(loaded, folder, ledger)
                 left = snap["counts"]["total"] - snap["counts"]["done"]
                 ERR.print(
-                    f"[red]stopped:[/] {outcome.stopped}\nspent {outcome.spent:.4g} credits in this run; "
-                    f"{left} jobs not done. {_resume_hint(outcome.stopped)}",
+                    f"[red]stopped:[/] {outcome.stopped}\n"
+                    f"spent {outcome.spent:.4g} credits in this run; {left} jobs not done. "
+                    f"{_resume_hint(outcome.stopped)}",
                     soft_wrap=True,
                 )
                 _exit(exit_code(outcome.stopped))
@@ -270,7 +327,12 @@ def run(
 
 
 async def _execute(
-    ledger: Ledger, the_plan: Plan, settings: RunSettings, emulator: bool, key: str | None, display: Display
+    ledger: Ledger,
+    the_plan: Plan,
+    settings: RunSettings,
+    emulator: bool,
+    key: str | None,
+    display: Display,
 ) -> Any:
     async with runner.endpoint(emulator, key) as (base_url, use_key):
         return await runner.execute(
@@ -286,12 +348,18 @@ def _resume_hint(error: BatchgenError) -> str:
     return "Fix the cause, then run the same command to resume."
 
 
-def _finish(ledger: Ledger, manifest: Manifest, folder: Path, *, spent: float, nothing_to_do: bool) -> NoReturn:
+def _finish(
+    ledger: Ledger, manifest: Manifest, folder: Path, *, spent: float, nothing_to_do: bool
+) -> NoReturn:
     snap = status_view.snapshot(manifest, folder, ledger)
     counts = snap["counts"]
     if nothing_to_do:
         ERR.print(f"nothing to send: {counts['done']} of {counts['total']} jobs done", end="")
-        ERR.print(f", {counts['failed']} failed (--retry-failed runs them again)" if counts["failed"] else "")
+        ERR.print(
+            f", {counts['failed']} failed (--retry-failed runs them again)"
+            if counts["failed"]
+            else ""
+        )
     else:
         ERR.print(
             f"finished: {counts['done']} of {counts['total']} done, {counts['failed']} failed; "
@@ -305,10 +373,12 @@ def _finish(ledger: Ledger, manifest: Manifest, folder: Path, *, spent: float, n
 @main.command()
 @manifest_argument
 @_out_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: counts and every job.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object: counts and every job."
+)
 @click.option("-v", "--verbose", is_flag=True, help="List every job.")
 def status(manifest: Path, out: Path, as_json: bool, verbose: bool) -> None:
-    """Show what the ledger says: jobs done, failed (with reasons), pending, possibly paid, and credits.
+    """Show what the ledger says: jobs done, failed (why), pending, possibly paid; credits.
 
     Safe to run while a run is going.
     """
@@ -347,14 +417,46 @@ def report_command(manifest: Path, out: Path) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
-@click.option("--key", envvar="BATCHGEN_EMULATOR_KEY", help="The only key to accept [default: any SG_... key].")
-@click.option("--credits", "credits_", type=click.FloatRange(min=0), default=100.0, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="0 picks a free port.",
+)
+@click.option(
+    "--key",
+    envvar="BATCHGEN_EMULATOR_KEY",
+    help="The only key to accept [default: any SG_... key].",
+)
+@click.option(
+    "--credits", "credits_", type=click.FloatRange(min=0), default=100.0, show_default=True
+)
 @click.option("--free-credits", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option("--rpm", type=click.IntRange(min=1), help="Answer 429 past this many requests a minute.")
-@click.option("--latency", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Seconds per image.")
-@click.option("--jitter", type=click.FloatRange(min=0), default=0.0, show_default=True, help="± seconds of latency.")
-@click.option("--fault", "faults", multiple=True, metavar="KIND=P", help="Inject a fault with probability P (repeatable).")
+@click.option(
+    "--rpm", type=click.IntRange(min=1), help="Answer 429 past this many requests a minute."
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds per image.",
+)
+@click.option(
+    "--jitter",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="± seconds of latency.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND=P",
+    help="Inject a fault with probability P (repeatable).",
+)
 @click.option("--seed", type=int, help="Seed the fault and jitter dice for a reproducible session.")
 def emulator(
     host: str,

@@ -8,7 +8,6 @@ The key is sent only in the ``x-api-key`` header and never appears in a message 
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,22 +120,29 @@ class SegmindClient:
                 sent = True
                 headers = {k: response.headers[k] for k in HEADERS if k in response.headers}
                 if (response.content_length or 0) > MAX_BODY:
-                    return Lost(f"answer of {response.content_length} bytes is too large", maybe_billed=True)
+                    return Lost(
+                        f"answer of {response.content_length} bytes is too large", maybe_billed=True
+                    )
                 body = await response.read()
                 return Reply(response.status, body, headers)
         except aiohttp.ClientConnectorError as exc:
             # Refused or unreachable: the request never left, so it cannot have been billed.
-            return Lost(self._scrub(f"cannot connect to {self._base}: {exc.os_error}"), maybe_billed=False)
-        except asyncio.TimeoutError:
             return Lost(
-                "no answer in time" + (" after the response started" if sent else ""), maybe_billed=True
+                self._scrub(f"cannot connect to {self._base}: {exc.os_error}"), maybe_billed=False
+            )
+        except TimeoutError:
+            return Lost(
+                "no answer in time" + (" after the response started" if sent else ""),
+                maybe_billed=True,
             )
         except aiohttp.ClientPayloadError as exc:
             return Lost(self._scrub(f"the answer was cut short: {exc}"), maybe_billed=True)
         except aiohttp.ServerDisconnectedError:
             return Lost("the server closed the connection without answering", maybe_billed=True)
         except (aiohttp.ClientError, OSError) as exc:
-            return Lost(self._scrub(f"connection failed: {type(exc).__name__}: {exc}"), maybe_billed=True)
+            return Lost(
+                self._scrub(f"connection failed: {type(exc).__name__}: {exc}"), maybe_billed=True
+            )
 
     def _scrub(self, text: str) -> str:
         # Exception texts never carry headers today; this keeps it so if a library changes.

@@ -115,7 +115,9 @@ def render(template: str, variables: Mapping[str, object]) -> tuple[str, list[st
             return token
         if name not in variables:
             known = ", ".join(sorted(variables)) or "none are defined"
-            problems.append(f"unknown variable '{{{name}}}' (known: {known}){_hint(name, variables)}")
+            problems.append(
+                f"unknown variable '{{{name}}}' (known: {known}){_hint(name, variables)}"
+            )
             return token
         return str(variables[name])
 
@@ -143,7 +145,7 @@ def _seeds(spec: Mapping[str, Any]) -> list[int | None] | None:
 def _combinations(matrix: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:
     keys = list(matrix)
     for values in itertools.product(*(matrix[k] for k in keys)):
-        yield dict(zip(keys, values))
+        yield dict(zip(keys, values, strict=True))
 
 
 def count_jobs(data: Mapping[str, Any]) -> int:
@@ -171,7 +173,9 @@ def expand(
     problems: list[tuple[ManifestPath, str]] = []
     total = count_jobs(data)
     if total > MAX_JOBS:
-        problems.append(((), f"expands to {total:,} jobs, more than {MAX_JOBS:,}: check the matrix"))
+        problems.append(
+            ((), f"expands to {total:,} jobs, more than {MAX_JOBS:,}: check the matrix")
+        )
         return [], problems
 
     defaults = data.get("defaults", {})

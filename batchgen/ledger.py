@@ -185,7 +185,10 @@ class Ledger:
                 "SELECT id, name, variant, params, price, status, output, attempts, error, cost"
                 " FROM jobs ORDER BY rowid"
             )
-            return {row[0]: JobRow(*row[:3], json.loads(row[3]), *row[4:]) for row in cursor}
+            return {
+                job_id: JobRow(job_id, name, variant, json.loads(params), *rest)
+                for job_id, name, variant, params, *rest in cursor
+            }
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from exc
 
@@ -195,13 +198,13 @@ class Ledger:
         with self._transaction() as db:
             db.execute(
                 "UPDATE attempts SET outcome='unknown', finished_at=?,"
-                " error='the run stopped while this request was in flight' WHERE outcome='in_flight'",
+                " error='the run stopped while this request was in flight'"
+                " WHERE outcome='in_flight'",
                 (now,),
             )
-            changed = db.execute(
+            return db.execute(
                 "UPDATE jobs SET status='unknown', updated_at=? WHERE status='running'", (now,)
             ).rowcount
-        return changed
 
     def reset_failed(self) -> int:
         """Make failed jobs pending again (``run --retry-failed``); returns how many."""
@@ -215,14 +218,17 @@ class Ledger:
 
     def start_run(self, pid: int) -> int:
         with self._transaction() as db:
-            cursor = db.execute("INSERT INTO runs (started_at, pid) VALUES (?, ?)", (time.time(), pid))
+            cursor = db.execute(
+                "INSERT INTO runs (started_at, pid) VALUES (?, ?)", (time.time(), pid)
+            )
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 
     def finish_run(self, run_id: int, outcome: str) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE runs SET finished_at=?, outcome=? WHERE id=?", (time.time(), outcome, run_id)
+                "UPDATE runs SET finished_at=?, outcome=? WHERE id=?",
+                (time.time(), outcome, run_id),
             )
 
     def begin_attempt(self, job_id: str, run_id: int, reserved: float) -> int:

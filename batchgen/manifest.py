@@ -7,8 +7,8 @@ Every problem is collected and reported at once, each with file, line, column an
 from __future__ import annotations
 
 import functools
-import io
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -108,7 +108,9 @@ def schema_problems(source: Source) -> list[Problem]:
     """Every schema violation in the manifest, as located, readable problems."""
     errors = _leaf_errors(_validator().iter_errors(source.data))
     problems = [p for e in errors for p in _problems(source, e)]
-    return sorted(problems, key=lambda p: (p.location.line, p.location.column) if p.location else (0, 0))
+    return sorted(
+        problems, key=lambda p: (p.location.line, p.location.column) if p.location else (0, 0)
+    )
 
 
 def _leaf_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
@@ -125,7 +127,9 @@ def _leaf_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]
 def _problems(source: Source, error: ValidationError) -> list[Problem]:
     path = tuple(error.absolute_path)
     if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
+        rules: Any = error.schema  # jsonschema types these loosely; here they are JSON data
+        allowed = list(rules.get("properties", {}))
+        instance: Any = error.instance
         listed = ", ".join(allowed)
         return [
             Problem(
@@ -133,7 +137,7 @@ def _problems(source: Source, error: ValidationError) -> list[Problem]:
                 field_name((*path, key)),
                 "unknown key" + (_did_you_mean(key, allowed) or f" (allowed here: {listed})"),
             )
-            for key in sorted(set(error.instance) - set(allowed))
+            for key in sorted(set(instance) - set(allowed))
         ]
     if error.validator == "not":  # the schema's way of saying "this key may not be swept"
         key = path[-1] if path else ""
@@ -144,19 +148,25 @@ def _problems(source: Source, error: ValidationError) -> list[Problem]:
 
 
 def _message(error: ValidationError) -> str:
-    validator, value, expected = error.validator, error.instance, error.validator_value
+    validator = error.validator
+    value: Any = error.instance
+    expected: Any = error.validator_value
     if validator == "enum":
         options = [str(o) for o in expected]
-        listed = ", ".join(options) if len(options) <= 15 else f"one of {len(options)} values, e.g. {options[0]}"
+        listed = (
+            ", ".join(options)
+            if len(options) <= 15
+            else f"one of {len(options)} values, e.g. {options[0]}"
+        )
         return f"{value!r} is not one of {listed}{_did_you_mean(str(value), options)}"
     if validator == "type":
         wanted = expected if isinstance(expected, str) else expected[0]
         message = f"expected {_TYPE_NAMES.get(wanted, wanted)}, got {_describe(value)}"
         if wanted == "string" and isinstance(value, (int, float, bool)):
-            message += f" — quote it if you meant the text: \"{_as_written(value)}\""
+            message += f' — quote it if you meant the text: "{_as_written(value)}"'
         return message
     if validator == "required":
-        return error.message.replace("is a required property", "is missing")
+        return str(error.message).replace("is a required property", "is missing")
     if validator == "const":
         return f"must be {expected!r}, not {value!r}"
     if validator == "pattern":
@@ -171,7 +181,7 @@ def _message(error: ValidationError) -> str:
     if validator == "oneOf":
         kinds = [_TYPE_NAMES.get(b.get("type", ""), "?") for b in expected]
         return f"expected {' or '.join(kinds)}, got {_describe(value)}"
-    return error.message
+    return str(error.message)
 
 
 def _describe(value: object) -> str:
@@ -227,7 +237,9 @@ def _local_image(path: Path) -> ImageSource:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ValueError(f"{os.fspath(path)!r} does not exist (paths are relative to the manifest)") from None
+        raise ValueError(
+            f"{os.fspath(path)!r} does not exist (paths are relative to the manifest)"
+        ) from None
     except IsADirectoryError:
         raise ValueError(f"{os.fspath(path)!r} is a folder, not an image file") from None
     except OSError as exc:
@@ -255,7 +267,9 @@ def _name_problems(source: Source, path: Path) -> list[Problem]:
             )
         )
     if "name" in data and not is_safe_name(data["name"]):
-        problems.append(Problem(source.locate(("name",)), "name", f"{data['name']!r} is a reserved name"))
+        problems.append(
+            Problem(source.locate(("name",)), "name", f"{data['name']!r} is a reserved name")
+        )
     first: dict[str, int] = {}
     for index, variant in enumerate(data["variants"]):
         name, where = variant["name"], ("variants", index, "name")
@@ -263,10 +277,16 @@ def _name_problems(source: Source, path: Path) -> list[Problem]:
             earlier = source.locate(("variants", first[name.lower()], "name"))
             line = f" (first at line {earlier.line})" if earlier else ""
             problems.append(
-                Problem(source.locate(where), field_name(where), f"duplicate variant name {name!r}{line}")
+                Problem(
+                    source.locate(where),
+                    field_name(where),
+                    f"duplicate variant name {name!r}{line}",
+                )
             )
         else:
             first[name.lower()] = index
         if "{" not in name and not is_safe_name(name):
-            problems.append(Problem(source.locate(where), field_name(where), f"{name!r} is a reserved name"))
+            problems.append(
+                Problem(source.locate(where), field_name(where), f"{name!r} is a reserved name")
+            )
     return problems

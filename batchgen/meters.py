@@ -23,7 +23,7 @@ def rate_limiter(rpm: int) -> AsyncLimiter:
 
 
 class Gate:
-    """Closed until a deadline: after a 429 every worker waits here, not just the one that saw it."""
+    """Closed until a deadline: after a 429 all workers wait here, not only the one that got it."""
 
     def __init__(
         self,

@@ -49,7 +49,9 @@ class Plan:
         return math.fsum(e.job.price for e in self.entries if e.runs)
 
 
-def make_plan(jobs: Sequence[Job], known: Mapping[str, JobRow], *, retry_failed: bool = False) -> Plan:
+def make_plan(
+    jobs: Sequence[Job], known: Mapping[str, JobRow], *, retry_failed: bool = False
+) -> Plan:
     """Diff the manifest's jobs against the ledger's."""
     by_name = {row.name: row for row in known.values()}
     ids = {job.id for job in jobs}

@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Final
@@ -79,7 +79,11 @@ def classify(status: int, body: bytes) -> Verdict:
     if status == 400:
         return Verdict(Action.FAIL_JOB, f"the API rejected the request (400): {message}")
     if status in (401, 403):
-        why = "the key is missing, invalid or expired" if status == 401 else "not allowed for this account"
+        why = (
+            "the key is missing, invalid or expired"
+            if status == 401
+            else "not allowed for this account"
+        )
         return Verdict(Action.STOP_RUN, f"{status}: {why}: {message}", stop=Stop.AUTH)
     if status == 404:
         return Verdict(Action.STOP_RUN, f"404: unknown URL ({message})", stop=Stop.CONFIG)
@@ -156,7 +160,7 @@ def _parse_instant(text: str) -> float | None:
     except ValueError:
         return _http_date(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 

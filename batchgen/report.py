@@ -30,7 +30,9 @@ def render(snap: Mapping[str, Any], folder: Path) -> str:
     """The report page for a status snapshot; image links are relative to ``folder``."""
     counts = snap["counts"]
     cards = "\n".join(_card(job, folder) for job in snap["jobs"])
-    summary = ", ".join(f"{counts[k]} {k}" for k in ("done", "failed", "pending", "unknown") if counts[k])
+    summary = ", ".join(
+        f"{counts[k]} {k}" for k in ("done", "failed", "pending", "unknown") if counts[k]
+    )
     title = html.escape(folder.name)
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
@@ -45,17 +47,21 @@ def _card(job: Mapping[str, Any], folder: Path) -> str:
     status = job["status"]
     if job["output"]:
         src = html.escape(Path(os.path.relpath(job["output"], folder)).as_posix(), quote=True)
-        picture = f'<a href="{src}"><img src="{src}" alt="{html.escape(job["name"])}" loading=lazy></a>'
+        picture = (
+            f'<a href="{src}"><img src="{src}" alt="{html.escape(job["name"])}" loading=lazy></a>'
+        )
     else:
         picture = f"<div class=missing>{html.escape(status)}</div>"
     error = f"<div class=error>{html.escape(job['error'])}</div>" if job["error"] else ""
     params = "".join(
-        f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in job["params"].items()
+        f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>"
+        for k, v in job["params"].items()
     )
     return (
         f'<div class="card {html.escape(status)}">{picture}'
         f"<div class=name>{html.escape(job['name'])}</div>"
-        f"<div class=status>{html.escape(status)} · {job['attempts']} attempts · id {job['id'][:8]}</div>"
+        f"<div class=status>{html.escape(status)} · {job['attempts']} attempts"
+        f" · id {job['id'][:8]}</div>"
         f"{error}<dl>{params}</dl></div>"
     )
 

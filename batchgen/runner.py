@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from . import client as api
+from . import store
 from .budget import CreditGuard
 from .client import Lost, SegmindClient
 from .errors import AuthError, CreditsError, UsageError
@@ -72,18 +73,23 @@ async def read_balance(client: SegmindClient, *, required: bool) -> float | None
     if isinstance(reply, Lost) or reply.status != 200:
         if not isinstance(reply, Lost) and reply.status in (401, 403):
             raise AuthError(
-                f"the API rejected the key ({reply.status}); check SEGMIND_API_KEY", status=reply.status
+                f"the API rejected the key ({reply.status}); check SEGMIND_API_KEY",
+                status=reply.status,
             )
         why = reply.reason if isinstance(reply, Lost) else f"HTTP {reply.status}"
         if required:
-            raise CreditsError(f"cannot read the account balance ({why}), so --min-credits cannot be enforced")
+            raise CreditsError(
+                f"cannot read the account balance ({why}), so --min-credits cannot be enforced"
+            )
         return None
     try:
         body = json.loads(reply.body)
         return float(body.get("credits", 0)) + float(body.get("free-credits", 0))
     except (ValueError, TypeError, AttributeError):
         if required:
-            raise CreditsError("the balance answer was not understood, so --min-credits cannot be enforced") from None
+            raise CreditsError(
+                "the balance answer was not understood, so --min-credits cannot be enforced"
+            ) from None
         return None
 
 
@@ -135,10 +141,9 @@ async def execute(
                 run_id=run_id,
             )
             try:
-                outcome = await scheduler.run(jobs)
+                await scheduler.run(jobs)
             finally:
                 outcome = scheduler.outcome
-                outcome.spent = guard.spent
     finally:
         ledger.finish_run(run_id, _describe(outcome))
     return outcome
@@ -150,6 +155,7 @@ def prepare(ledger: Ledger, manifest: Manifest, *, retry_failed: bool = False) -
     Returns the plan and how many jobs a previous run left in flight (now ``unknown``).
     """
     ledger.sync(manifest.jobs)
+    store.sweep(ledger.path.parent)
     recovered = ledger.recover()
     if retry_failed:
         ledger.reset_failed()

@@ -55,6 +55,9 @@ class Outcome:
     stopped: BatchgenError | None = None
 
 
+#: How a retried attempt is recorded: "unknown" ones may have been paid, "unusable" ones were.
+_RETRY_OUTCOMES: Final = {Billed.NO: "retry", Billed.UNKNOWN: "unknown", Billed.YES: "unusable"}
+
 _STOP_ERRORS: Final[dict[Stop, type[ApiError]]] = {
     Stop.AUTH: AuthError,
     Stop.CREDITS: CreditsError,
@@ -99,9 +102,12 @@ class Scheduler:
     async def run(self, jobs: Sequence[Job]) -> Outcome:
         """Send every job (or until the run is stopped); returns what happened."""
         queue = iter(jobs)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self._settings.concurrency, len(jobs))):
-                group.create_task(self._worker(queue))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self._settings.concurrency, len(jobs))):
+                    group.create_task(self._worker(queue))
+        finally:
+            self.outcome.spent = self._guard.spent
         return self.outcome
 
     async def _worker(self, queue: Iterator[Job]) -> None:
@@ -127,12 +133,14 @@ class Scheduler:
                 return
             if verdict.action is Action.RATE_LIMITED:
                 limited += 1
-                gave_up = limited > MAX_RATE_LIMITED
-                settle("rate_limited", "failed" if gave_up else "pending")
-                await self._release(job, cost, reply)
-                if gave_up:
-                    self._fail(job, f"{verdict.reason}; still rate limited after {limited} tries")
+                if limited > MAX_RATE_LIMITED:
+                    reason = f"{verdict.reason}; still rate limited after {limited} tries"
+                    settle("rate_limited", "failed", error=reason)
+                    await self._release(job, cost, reply)
+                    self._fail(job, reason)
                     return
+                settle("rate_limited", "pending")
+                await self._release(job, cost, reply)
                 delay = policy.reset_delay(reply.headers, self._now())
                 if delay is None:
                     delay = policy.backoff(limited, base=2.0, rand=self._rand)
@@ -141,15 +149,15 @@ class Scheduler:
                 continue
             if verdict.action is Action.RETRY:
                 retries += 1
-                gave_up = retries > self._settings.retries
-                outcome = "unknown" if verdict.billed is Billed.UNKNOWN else "retry"
-                if verdict.billed is Billed.YES:
-                    outcome = "unusable"
-                settle(outcome, "failed" if gave_up else "pending")
-                await self._release(job, cost, reply)
-                if gave_up:
-                    self._fail(job, f"{verdict.reason} (gave up after {retries} attempts)")
+                outcome = _RETRY_OUTCOMES[verdict.billed]
+                if retries > self._settings.retries:
+                    reason = f"{verdict.reason} (gave up after {retries} attempts)"
+                    settle(outcome, "failed", error=reason)
+                    await self._release(job, cost, reply)
+                    self._fail(job, reason)
                     return
+                settle(outcome, "pending")
+                await self._release(job, cost, reply)
                 delay = policy.backoff(retries, rand=self._rand)
                 self._events.retrying(job, verdict.reason, delay)
                 await self._sleep(delay)
@@ -162,7 +170,9 @@ class Scheduler:
             settle("stopped", "pending")
             await self._release(job, cost, reply)
             assert verdict.stop is not None
-            await self._halt(_STOP_ERRORS[verdict.stop](verdict.reason, status=reply.status or None))
+            await self._halt(
+                _STOP_ERRORS[verdict.stop](verdict.reason, status=reply.status or None)
+            )
             return
 
     async def _judge(self, result: Reply | Lost) -> Verdict:

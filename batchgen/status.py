@@ -1,4 +1,4 @@
-"""What the ledger says about a manifest's jobs, as data (for ``--json`` and the report) and as text."""
+"""What the ledger says about a manifest's jobs: as data (``--json``, the report) and as text."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ def snapshot(manifest: Manifest, folder: Path, ledger: Ledger | None) -> dict[st
             "unknown_requests": spending.unknown_requests if spending else 0,
             "balance": spending.balance if spending else None,
         },
-        "failures": dict(Counter(j["error"] for j in jobs if j["status"] == "failed").most_common()),
+        "failures": dict(
+            Counter(j["error"] for j in jobs if j["status"] == "failed").most_common()
+        ),
         "orphans": sum(1 for job_id in rows if job_id not in ids),
         "jobs": jobs,
     }
@@ -74,9 +76,16 @@ def render(snap: Mapping[str, Any], console: Console, *, verbose: bool = False) 
     for reason, count in snap["failures"].items():
         console.print(f"  failed ×{count}: {reason}", highlight=False, markup=False)
     if snap["orphans"]:
-        console.print(f"{snap['orphans']} earlier jobs are no longer in the manifest (their files stay)")
+        console.print(
+            f"{snap['orphans']} earlier jobs are no longer in the manifest (their files stay)"
+        )
     if verbose:
         table = Table("name", "status", "attempts", "output / error")
         for job in snap["jobs"]:
-            table.add_row(job["name"], job["status"], str(job["attempts"]), job["output"] or job["error"] or "")
+            table.add_row(
+                job["name"],
+                job["status"],
+                str(job["attempts"]),
+                job["output"] or job["error"] or "",
+            )
         console.print(table)

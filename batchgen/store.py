@@ -50,7 +50,13 @@ def save(folder: Path, job: Job, body: bytes, meta: Mapping[str, Any]) -> Path:
     The sidecar goes first, so an image at its final path always has its parameters beside it.
     """
     path = image_path(folder, job)
-    sidecar = {"id": job.id, "name": job.name, "variant": job.variant, "params": job.describe(), **meta}
+    sidecar = {
+        "id": job.id,
+        "name": job.name,
+        "variant": job.variant,
+        "params": job.describe(),
+        **meta,
+    }
     text = json.dumps(sidecar, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     write_atomic(path.with_suffix(".json"), text.encode())
     write_atomic(path, body)
@@ -68,7 +74,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
         tmp = None
         _fsync_folder(folder)
     except OSError as exc:
@@ -76,7 +82,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                Path(tmp).unlink()
+
+
+def sweep(folder: Path) -> int:
+    """Remove temporary files a killed run left behind; returns how many. Final paths are never
+    touched: a temporary name is only ever renamed into place whole."""
+    removed = 0
+    for leftover in folder.glob(".*.part"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+            removed += 1
+    return removed
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -85,4 +102,3 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-

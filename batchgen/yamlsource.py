@@ -24,6 +24,7 @@ import yaml
 from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
+from yaml.scanner import ScannerError
 
 from batchgen.errors import Location, ManifestError, Problem
 
@@ -34,7 +35,7 @@ MAX_BYTES: int = 1_000_000
 #: A document that expands (through aliases) to more nodes than this is refused.
 MAX_NODES: int = 200_000
 #: A document nested deeper than this (aliases expanded) is refused; manifests need a handful.
-MAX_DEPTH: int = 100
+MAX_DEPTH: int = 50
 
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + n for n in ("str", "int", "float", "bool", "null"))
@@ -47,19 +48,15 @@ _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+)(?:[eE][-+]?[0-9]+)?")
-_DIGITS_RE = re.compile(r"[-+]?[0-9]+")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 # Below Python's limit on int() of a string (4,300 digits), which raises instead of converting.
 _MAX_DIGITS = 4_000
 # PyYAML names tokens the way its grammar does; a user thinks in indentation and keys.
 _TOKEN_WORDS = {
-    "<block end>": "the end of the indented block",
-    "'<block mapping start>'": "an indented mapping",
-    "'<scalar>'": "a value",
-    "'?'": "a key",
+    "<block end>": "the end of the indented block", "'<scalar>'": "a value", "'?'": "a key",
+    "'<block mapping start>'": "an indented mapping", "'<document start>'": "'---'",
     "'<stream end>'": "the end of the file",
-    "'<document start>'": "'---'",
-}
+}  # fmt: skip
 _MERGE_HINT = "merge keys ('<<') are not supported; put values shared by variants under 'defaults:'"
 
 
@@ -99,11 +96,11 @@ def field_name(path: Sequence[str | int]) -> str:
 
 
 def read_text(path: pathlib.Path, display_name: str | None = None) -> str:
-    """Read a manifest file as UTF-8 text (a leading BOM is dropped).
+    """Read a manifest file as UTF-8 text, dropping a leading BOM.
 
-    Refuses, with one Problem, a missing or unreadable file or a directory (no location), and
-    a file that is larger than MAX_BYTES, holds a NUL byte, is not valid UTF-8 (located at the
-    bad byte; N in "byte N" is its 0-based offset) or holds only whitespace and comments.
+    Refuses, with one Problem, a missing or unreadable file or a directory (not located), and a
+    file over MAX_BYTES, with a NUL byte, not UTF-8 (located at the bad byte, whose 0-based
+    offset is N in "byte N"), or with nothing but whitespace and comments (located at 1:1).
     """
     name = display_name or str(path)
     if path.is_dir():
@@ -137,8 +134,13 @@ def read_text(path: pathlib.Path, display_name: str | None = None) -> str:
 def parse(text: str, file: str) -> Source:
     """Parse YAML text into a Source; raises ManifestError listing every problem it can find."""
     root = _compose(text, file)
+    if root is None or (root.tag == _PLAIN and root.value in _NULLS):
+        message = "holds no YAML content; a manifest is a mapping with keys such as 'variants:'"
+        raise _refuse(Location(file, 1, 1), message)
     if not isinstance(root, MappingNode):
-        raise _root_problem(root, file)
+        kind = "a list" if isinstance(root, SequenceNode) else "a single value"
+        message = f"the top level must be a mapping with keys such as 'variants:', not {kind}"
+        raise _refuse(_location(file, root.start_mark), message)
     _check_expansion(root, file)
     converter = _Converter(file)
     data = converter.value(root, ())
@@ -154,12 +156,16 @@ def load(path: pathlib.Path, display_name: str | None = None) -> Source:
     return parse(read_text(path, name), name)
 
 
-def _refuse(where: Location | None, message: str, field: str = "") -> ManifestError:
-    return ManifestError([Problem(where, field, message)])
+def _refuse(where: Location | None, message: str) -> ManifestError:
+    return ManifestError([Problem(where, "", message)])
 
 
 def _location(file: str, mark: Mark) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
+
+
+def _problem(file: str, node: Node, path: Path_, message: str) -> Problem:
+    return Problem(_location(file, node.start_mark), field_name(path), message)
 
 
 class _Loader(yaml.SafeLoader):
@@ -174,6 +180,13 @@ class _Loader(yaml.SafeLoader):
             # YAML's non-specific tag means "text"; PyYAML would resolve it like a plain scalar.
             node.tag = _STR
         return node
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # The scanner's work per token grows with the bracket depth: refuse depth early.
+        if self.flow_level >= MAX_DEPTH:
+            message = f"brackets are nested deeper than {MAX_DEPTH} levels"
+            raise ScannerError(None, None, message, self.get_mark())
+        super().fetch_flow_collection_start(token_class)
 
 
 def _compose(text: str, file: str) -> Node | None:
@@ -220,15 +233,6 @@ def _offset_location(text: str, offset: int, file: str) -> Location:
     return Location(file, text.count("\n", 0, offset) + 1, offset - line_start + 1)
 
 
-def _root_problem(root: Node | None, file: str) -> ManifestError:
-    if root is None or (root.tag == _PLAIN and root.value in _NULLS):
-        message = "holds no YAML content; a manifest is a mapping with keys such as 'variants:'"
-        return _refuse(Location(file, 1, 1), message)
-    kind = "a list" if isinstance(root, SequenceNode) else "a single value"
-    message = f"the top level must be a mapping with keys such as 'variants:', not {kind}"
-    return _refuse(_location(file, root.start_mark), message)
-
-
 def _plain_tag(text: str) -> str:
     """The tag an untagged plain scalar resolves to."""
     if text in _NULLS:
@@ -239,7 +243,7 @@ def _plain_tag(text: str) -> str:
         return _INT
     # Bare digits that are no int (012, -007) read as octal to some and decimal to others:
     # they stay text. With a point or an exponent (012.5, 012e3) they are plain decimals.
-    if _FLOAT_RE.fullmatch(text) and not _DIGITS_RE.fullmatch(text):
+    if _FLOAT_RE.fullmatch(text) and not text.lstrip("+-").isdigit():
         return _FLOAT
     return _STR
 
@@ -334,7 +338,7 @@ def _check_expansion(root: Node, file: str) -> None:
     too_deep = f"is nested deeper than {MAX_DEPTH} levels (with aliases expanded)"
 
     def refused(node: Node, path: Path_, message: str) -> ManifestError:
-        return _refuse(_location(file, node.start_mark), message, field_name(path))
+        return ManifestError([_problem(file, node, path, message)])
 
     def visit(node: Node, path: Path_, depth: int) -> tuple[int, int]:
         known = measured.get(id(node))
@@ -370,8 +374,7 @@ class _Converter:
         self.keys: dict[Path_, Location] = {}
 
     def refuse(self, node: Node, path: Path_, message: str) -> None:
-        location = _location(self.file, node.start_mark)
-        self.problems.append(Problem(location, field_name(path), message))
+        self.problems.append(_problem(self.file, node, path, message))
 
     def value(self, node: Node, path: Path_) -> Any:
         self.values[path] = _location(self.file, node.start_mark)
