@@ -19,15 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from batchgen.emulator import (
-    FAULT_KINDS,
-    EmulatorConfig,
-    create_app,
-    parse_fault,
-    running,
-    validate,
-    window_reset,
-)
+from batchgen import emulator, emulator_rules
+from batchgen.emulator import EmulatorConfig, create_app, running
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -199,19 +192,6 @@ async def test_multipart_rules(make_client: MakeClient) -> None:
     assert (await response.json())["error"].startswith("extra:")
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"prompt": "a"},
-        {"prompt": "a", "seed": 0, "resolution": "512x1536", "aspect_ratio": "1:1"},
-        {"prompt": "a", "style_type": "Auto", "magic_prompt_option": "On", "seed": 2147483647},
-    ],
-)
-def test_validate_accepts_good_parameters(params: dict[str, object]) -> None:
-    """validate() finds nothing wrong with well-formed parameters."""
-    assert validate(params, {"character_reference_image": URL_REF}) is None
-
-
 # --- success -------------------------------------------------------------------------------
 
 
@@ -326,25 +306,6 @@ async def test_rpm_limit_answers_429_with_reset(make_client: MakeClient) -> None
     assert log["accepted"] == 2  # the 429 does not use up a slot
 
 
-@pytest.mark.parametrize(
-    ("arrivals", "now", "rpm", "expected"),
-    [
-        ([], 0.0, 1, None),
-        ([10.0], 20.0, 1, 70.0),
-        ([10.0], 70.0, 1, None),
-        ([10.0], 69.9, 1, 70.0),
-        ([10.0, 20.0], 30.0, 3, None),
-        ([10.0, 20.0, 25.0], 30.0, 3, 70.0),
-        ([10.0, 20.0, 25.0], 30.0, 2, 80.0),
-        ([0.0, 50.0, 55.0], 61.0, 2, 110.0),
-        ([0.0, 50.0, 55.0], 61.0, 3, None),
-    ],
-)
-def test_window_reset(arrivals: list[float], now: float, rpm: int, expected: float | None) -> None:
-    """The sliding window admits while fewer than rpm fall in the last 60 s, else says when."""
-    assert window_reset(arrivals, now, rpm) == expected
-
-
 # --- faults --------------------------------------------------------------------------------
 
 
@@ -412,43 +373,6 @@ async def test_faults_are_reproducible_with_a_seed(make_client: MakeClient) -> N
         sequences.append(statuses)
     assert sequences[0] == sequences[1]
     assert {200, 500, 503} == set(sequences[0])
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("500=0.1", ("500", 0.1)), (" reset = 1 ", ("reset", 1.0)), ("hang=0", ("hang", 0.0))],
-)
-def test_parse_fault(text: str, expected: tuple[str, float]) -> None:
-    """KIND=P parses into the kind and its probability."""
-    assert parse_fault(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("500", "no probability"),
-        ("501=0.1", "Unknown fault"),
-        ("500=often", "not a number"),
-        ("500=1.5", "0 to 1"),
-        ("500=-0.1", "0 to 1"),
-        ("500=nan", "0 to 1"),
-    ],
-)
-def test_parse_fault_rejects(text: str, message: str) -> None:
-    """Malformed fault specs raise ValueError with a sentence saying what is wrong."""
-    with pytest.raises(ValueError, match=message):
-        parse_fault(text)
-
-
-def test_fault_kinds_and_config_checks() -> None:
-    """Every documented fault kind exists, and a bad config is refused up front."""
-    assert set(FAULT_KINDS) == {
-        "500", "502", "503", "504", "429", "reset", "lost", "truncate", "html200", "hang",
-    }  # fmt: skip
-    with pytest.raises(ValueError, match="Unknown fault"):
-        EmulatorConfig(faults={"418": 0.5})
-    with pytest.raises(ValueError, match="rpm"):
-        EmulatorConfig(rpm=0)
 
 
 # --- test/ops endpoints --------------------------------------------------------------------
@@ -534,3 +458,11 @@ def test_serve_prints_its_url_and_stops_on_sigterm() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_emulator_still_exports_the_names_other_modules_import() -> None:
+    """The CLI, runner and tests import the config, faults and servers from batchgen.emulator."""
+    exported = {"EmulatorConfig", "FAULT_KINDS", "parse_fault", "running", "serve"}
+    assert exported <= set(emulator.__all__)
+    for name in ("EmulatorConfig", "FAULT_KINDS", "parse_fault"):
+        assert getattr(emulator, name) is getattr(emulator_rules, name)

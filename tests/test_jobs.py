@@ -7,11 +7,23 @@ from typing import Any
 
 import pytest
 
-from batchgen.jobs import ImageSource, Upload, count_jobs, expand, is_safe_name, job_id, render, slug
+from batchgen.jobs import (
+    ImageSource,
+    Upload,
+    count_jobs,
+    expand,
+    is_safe_name,
+    job_id,
+    render,
+    slug,
+)
 from batchgen.pricing import DEFAULT_PRICES
 
 REF = "refs/mira.png"
-IMAGES = {REF: ImageSource(path=Path(REF), digest="a" * 64), "https://x/y.png": ImageSource(url="https://x/y.png")}
+IMAGES = {
+    REF: ImageSource(path=Path(REF), digest="a" * 64),
+    "https://x/y.png": ImageSource(url="https://x/y.png"),
+}
 
 
 def manifest(*variants: dict[str, Any], **top: Any) -> dict[str, Any]:
@@ -74,7 +86,9 @@ def test_matrix_sweeps_every_combination() -> None:
 
 def test_name_template_uses_slugged_values() -> None:
     """A variant name with placeholders is filled with file-safe values instead of suffixes."""
-    data = manifest({"name": "{outfit}-x", "prompt": "in {outfit}", "matrix": {"outfit": ["Red Coat"]}})
+    data = manifest(
+        {"name": "{outfit}-x", "prompt": "in {outfit}", "matrix": {"outfit": ["Red Coat"]}}
+    )
     assert [j.name for j in jobs_of(data)] == ["red-coat-x"]
 
 
@@ -102,7 +116,9 @@ def test_url_reference_is_sent_in_the_body() -> None:
 
 def test_price_follows_speed() -> None:
     """Each job is priced by its rendering speed; no speed means Segmind's default (Quality)."""
-    data = manifest({"name": "a", "prompt": "p", "rendering_speed": "Turbo"}, {"name": "b", "prompt": "p"})
+    data = manifest(
+        {"name": "a", "prompt": "p", "rendering_speed": "Turbo"}, {"name": "b", "prompt": "p"}
+    )
     assert [j.price for j in jobs_of(data)] == [0.125, 0.25]
 
 
@@ -117,8 +133,12 @@ def test_id_changes_with_params_and_reference_content() -> None:
     """Editing a prompt, or the reference's bytes, changes the id; the path does not."""
     base = job_id({"prompt": "p"}, {"character_reference_image": Upload(Path("a.png"), "1" * 64)})
     moved = job_id({"prompt": "p"}, {"character_reference_image": Upload(Path("b.png"), "1" * 64)})
-    edited = job_id({"prompt": "p!"}, {"character_reference_image": Upload(Path("a.png"), "1" * 64)})
-    redrawn = job_id({"prompt": "p"}, {"character_reference_image": Upload(Path("a.png"), "2" * 64)})
+    edited = job_id(
+        {"prompt": "p!"}, {"character_reference_image": Upload(Path("a.png"), "1" * 64)}
+    )
+    redrawn = job_id(
+        {"prompt": "p"}, {"character_reference_image": Upload(Path("a.png"), "2" * 64)}
+    )
     assert base == moved and len({base, edited, redrawn}) == 3
 
 
@@ -148,7 +168,9 @@ def test_template_problem_reported_once_per_variant() -> None:
 
 def test_too_many_jobs_refused_before_expansion() -> None:
     """A matrix that explodes is refused by counting, not by expanding."""
-    data = manifest({"name": "a", "prompt": "p", "matrix": {"x": list(range(1000)), "y": list(range(1000))}})
+    data = manifest(
+        {"name": "a", "prompt": "p", "matrix": {"x": list(range(1000)), "y": list(range(1000))}}
+    )
     assert count_jobs(data) == 1_000_000
     jobs, problems = expand(data, IMAGES, DEFAULT_PRICES)
     assert jobs == [] and "1,000,000 jobs" in problems[0][1]
@@ -178,7 +200,9 @@ def test_is_safe_name(name: str, safe: bool) -> None:
     assert is_safe_name(name) is safe
 
 
-@pytest.mark.parametrize(("value", "expected"), [("16:9", "16-9"), ("A Red Coat!", "a-red-coat"), ("", "x"), (7, "7")])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("16:9", "16-9"), ("A Red Coat!", "a-red-coat"), ("", "x"), (7, "7")]
+)
 def test_slug(value: object, expected: str) -> None:
     """Matrix values become short lowercase file-safe words."""
     assert slug(value) == expected

@@ -33,7 +33,11 @@ def test_example_manifest_is_valid() -> None:
 
 def test_enum_typo_is_located_with_suggestion(write_manifest: ManifestWriter) -> None:
     """A misspelt enum names file:line:col, the field, the allowed values and a guess."""
-    path = write_manifest(SIMPLE.replace("    prompt: Mira on a roof", "    prompt: Mira on a roof\n    style_type: Realistc"))
+    path = write_manifest(
+        SIMPLE.replace(
+            "    prompt: Mira on a roof", "    prompt: Mira on a roof\n    style_type: Realistc"
+        )
+    )
     (problem,) = problems_of(path)
     assert problem == (
         f"{path}:12:17: variants[1].style_type: 'Realistc' is not one of Auto, Fiction, Realistic"
@@ -43,14 +47,18 @@ def test_enum_typo_is_located_with_suggestion(write_manifest: ManifestWriter) ->
 
 def test_all_problems_reported_at_once(write_manifest: ManifestWriter) -> None:
     """Every problem is listed, not just the first."""
-    text = SIMPLE.replace("rendering_speed: Turbo", "rendering_speed: Fast\n  aspect_ratio: 7:5").replace(
-        "  - name: roof", "  - name: roof\n    stlye_type: Fiction"
-    )
+    text = SIMPLE.replace(
+        "rendering_speed: Turbo", "rendering_speed: Fast\n  aspect_ratio: 7:5"
+    ).replace("  - name: roof", "  - name: roof\n    stlye_type: Fiction")
     found = problems_of(write_manifest(text))
     assert len(found) == 3
-    assert any("defaults.rendering_speed: 'Fast' is not one of Turbo, Default, Quality" in p for p in found)
+    assert any(
+        "defaults.rendering_speed: 'Fast' is not one of Turbo, Default, Quality" in p for p in found
+    )
     assert any("defaults.aspect_ratio: '7:5' is not one of" in p for p in found)
-    assert any("variants[1].stlye_type: unknown key — did you mean 'style_type'?" in p for p in found)
+    assert any(
+        "variants[1].stlye_type: unknown key — did you mean 'style_type'?" in p for p in found
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,7 +77,9 @@ def test_all_problems_reported_at_once(write_manifest: ManifestWriter) -> None:
         ("name: v\n    prompt: p\n    matrix: {seed: [1, 2]}", "variants[0].matrix.seed: cannot be swept in a matrix; use seeds:"),
     ],
 )  # fmt: skip
-def test_retyped_values_are_refused(write_manifest: ManifestWriter, variant: str, expected: str) -> None:
+def test_retyped_values_are_refused(
+    write_manifest: ManifestWriter, variant: str, expected: str
+) -> None:
     """A value YAML would retype, or of the wrong type, is refused naming the field."""
     text = f"version: 1\ncharacter: {{reference: refs/mira.png}}\nvariants:\n  - {variant}\n"
     found = problems_of(write_manifest(text))
@@ -118,16 +128,26 @@ def test_bad_reference_refused(
     (tmp_path / "notes.txt").write_text("not an image")
     path = write_manifest(SIMPLE.replace("refs/mira.png", written))
     (problem,) = problems_of(path)
-    assert problem.startswith(f"{path}:3:") and "character.reference" in problem and message in problem
+    assert (
+        problem.startswith(f"{path}:3:") and "character.reference" in problem and message in problem
+    )
 
 
-def test_reference_is_hashed_by_content(write_manifest: ManifestWriter, tmp_path: Path, reference: Path) -> None:
+def test_reference_is_hashed_by_content(
+    write_manifest: ManifestWriter, tmp_path: Path, reference: Path
+) -> None:
     """Moving the reference file keeps job ids; changing its bytes changes them."""
     before = {j.id for j in load_manifest(write_manifest(SIMPLE)).jobs}
     reference.rename(tmp_path / "moved.png")
-    moved = {j.id for j in load_manifest(write_manifest(SIMPLE.replace("refs/mira.png", "moved.png"))).jobs}
+    moved = {
+        j.id
+        for j in load_manifest(write_manifest(SIMPLE.replace("refs/mira.png", "moved.png"))).jobs
+    }
     (tmp_path / "moved.png").write_bytes((tmp_path / "moved.png").read_bytes() + b"\0")
-    changed = {j.id for j in load_manifest(write_manifest(SIMPLE.replace("refs/mira.png", "moved.png"))).jobs}
+    changed = {
+        j.id
+        for j in load_manifest(write_manifest(SIMPLE.replace("refs/mira.png", "moved.png"))).jobs
+    }
     assert before == moved and before.isdisjoint(changed)
 
 
@@ -142,7 +162,9 @@ def test_run_settings_and_pricing_load(write_manifest: ManifestWriter) -> None:
     """run: settings and pricing: overrides are read from the manifest."""
     text = SIMPLE + "pricing: {Turbo: 0.1}\nrun: {rpm: 50, concurrency: 17, max_credits: 3}\n"
     manifest = load_manifest(write_manifest(text))
-    assert manifest.run.rpm == 50 and manifest.run.concurrency == 17 and manifest.run.max_credits == 3
+    assert (
+        manifest.run.rpm == 50 and manifest.run.concurrency == 17 and manifest.run.max_credits == 3
+    )
     assert manifest.jobs[0].price == 0.1
 
 

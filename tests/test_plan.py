@@ -16,7 +16,18 @@ def job(job_id: str, name: str, price: float = 0.125, **params: Any) -> Job:
 
 
 def row(job_id: str, name: str, status: str, **params: Any) -> JobRow:
-    return JobRow(job_id, name, name, {"prompt": "p", **params}, 0.125, status, None, 1, "boom" if status == "failed" else None, None)
+    return JobRow(
+        job_id,
+        name,
+        name,
+        {"prompt": "p", **params},
+        0.125,
+        status,
+        None,
+        1,
+        "boom" if status == "failed" else None,
+        None,
+    )
 
 
 def test_everything_new_on_a_fresh_ledger() -> None:
@@ -75,4 +86,6 @@ def test_estimate_takes_the_slower_limit(
     count: int, rpm: int, concurrency: int, latency: float, seconds: float
 ) -> None:
     """Wall time is the larger of rate-bound and pool-bound time."""
-    assert estimate_seconds(count, rpm=rpm, concurrency=concurrency, latency=latency) == pytest.approx(seconds)
+    assert estimate_seconds(
+        count, rpm=rpm, concurrency=concurrency, latency=latency
+    ) == pytest.approx(seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -39,7 +39,9 @@ from batchgen.policy import (
         (422, b'{"error": "weird"}', Action.FAIL_JOB, None, Billed.NO),
     ],
 )
-def test_classify(status: int, body: bytes, action: Action, stop: Stop | None, billed: Billed) -> None:
+def test_classify(
+    status: int, body: bytes, action: Action, stop: Stop | None, billed: Billed
+) -> None:
     """Each status code gets the treatment segmind-api.md's table prescribes; bodies never need to parse."""
     verdict = classify(status, body)
     assert (verdict.action, verdict.stop, verdict.billed) == (action, stop, billed)
@@ -77,7 +79,7 @@ def test_backoff_is_exponential_with_full_jitter(retry: int, rand: float, expect
     assert backoff(retry, rand=lambda: rand) == pytest.approx(expected)
 
 
-NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC).timestamp()
 
 
 @pytest.mark.parametrize(

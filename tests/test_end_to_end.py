@@ -1,0 +1,156 @@
+"""Whole runs as a user makes them: real processes, the emulator over loopback, kills and resumes."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from PIL import Image
+
+from tests.conftest import KEY, ManifestWriter
+from tests.processes import (
+    batchgen,
+    charged,
+    emulator_log,
+    emulator_post,
+    emulator_process,
+    every_byte,
+    finish,
+    wait_until,
+)
+
+TWENTY = """
+version: 1
+name: twenty
+character:
+  reference: refs/mira.png
+defaults:
+  rendering_speed: Turbo
+  seeds: {start: 1, count: 10}
+variants:
+  - name: cafe
+    prompt: Mira in a cafe
+  - name: roof
+    prompt: Mira on a roof
+"""
+
+
+def status(manifest: Path, out: Path) -> dict:  # type: ignore[type-arg]
+    code, text = finish(batchgen(["status", str(manifest), "--out", str(out), "--json"], None))
+    assert code == 0, text
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def assert_done_jobs_have_valid_images(snapshot: dict) -> None:  # type: ignore[type-arg]
+    for job in snapshot["jobs"]:
+        assert job["status"] == "done"
+        with Image.open(job["output"]) as image:
+            image.load()
+
+
+def test_kill_and_resume_pays_at_most_once_more_per_request_in_flight(
+    write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    """kill -9 mid-run, then the same command: every job done once, nothing partial, little paid twice."""
+    manifest, out = write_manifest(TWENTY), tmp_path / "out"
+    args = ["run", str(manifest), "--out", str(out), "--concurrency", "4", "--rpm", "6000"]
+    with emulator_process("--latency", "0.4") as url:
+        first = batchgen(args, url)
+        wait_until(lambda: len(charged(emulator_log(url))) >= 6)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        paid_before_resume = len(charged(emulator_log(url)))
+
+        code, text = finish(batchgen(args, url))
+        assert code == 0, text
+        assert "were in flight when the last run stopped" in text or paid_before_resume < 20
+
+        log = emulator_log(url)
+        snapshot = status(manifest, out)
+        assert snapshot["counts"]["done"] == 20
+        assert_done_jobs_have_valid_images(snapshot)
+        # Each job was paid once, plus at most one more for each request in flight at the kill (4).
+        assert 20 <= len(charged(log)) <= 20 + 4
+        assert snapshot["credits"]["unknown_requests"] <= 4
+        assert not list(out.rglob("*.part"))
+
+        again, text = finish(batchgen(args, url))
+        assert again == 0 and "nothing to send" in text
+        assert len(emulator_log(url)["requests"]) == len(log["requests"])
+
+
+def test_credits_run_out_then_resume_after_top_up(
+    write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    """An account that empties mid-run stops with exit 3 and no 406; after a top-up the same command finishes."""
+    manifest, out = write_manifest(TWENTY), tmp_path / "out"
+    args = ["run", str(manifest), "--out", str(out), "--concurrency", "3", "--rpm", "6000"]
+    with emulator_process("--credits", "1.0", "--latency", "0.05") as url:
+        code, text = finish(batchgen(args, url))
+        assert code == 3, text
+        assert "spent 1 credits in this run" in text and "run the same command to resume" in text
+        log = emulator_log(url)
+        assert len(charged(log)) == 8 and log["balance"] == 0
+        assert all(r["status"] != 406 for r in log["requests"])
+
+        emulator_post(url, "/_emulator/credits", {"credits": 10})
+        code, text = finish(batchgen(args, url))
+        assert code == 0, text
+        assert len(charged(emulator_log(url))) == 20
+        assert status(manifest, out)["counts"]["done"] == 20
+
+
+def test_max_credits_stops_cleanly(write_manifest: ManifestWriter, tmp_path: Path) -> None:
+    """--max-credits caps the run's spending exactly and exits 3."""
+    manifest, out = write_manifest(TWENTY), tmp_path / "out"
+    args = [
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--concurrency",
+        "8",
+        "--rpm",
+        "6000",
+        "--max-credits",
+        "0.5",
+    ]
+    with emulator_process("--latency", "0.1") as url:
+        code, text = finish(batchgen(args, url))
+        assert code == 3 and "--max-credits" in text, text
+        assert sum(r["charged"] for r in emulator_log(url)["requests"]) == 0.5
+
+
+def test_rejected_key_exits_4(write_manifest: ManifestWriter, tmp_path: Path) -> None:
+    """A key the API refuses stops everything with exit 4 and sends no generation request."""
+    manifest = write_manifest(TWENTY)
+    with emulator_process("--key", "SG_other") as url:
+        code, text = finish(batchgen(["run", str(manifest), "--out", str(tmp_path / "o")], url))
+        assert code == 4 and "SEGMIND_API_KEY" in text, text
+        assert emulator_log(url)["requests"] == []
+
+
+def test_key_never_written_or_printed(write_manifest: ManifestWriter, tmp_path: Path) -> None:
+    """The API key appears in no output file, ledger row or console line, even with -v and faults."""
+    manifest, out = write_manifest(TWENTY), tmp_path / "out"
+    args = [
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "-v",
+        "--rpm",
+        "6000",
+        "--concurrency",
+        "4",
+        "--retries",
+        "8",
+    ]
+    with emulator_process(
+        "--latency", "0.05", "--fault", "500=0.2", "--fault", "reset=0.1", "--seed", "7"
+    ) as url:
+        code, text = finish(batchgen(args, url))
+    assert code == 0, text
+    assert KEY not in text
+    assert KEY.encode() not in every_byte(out)
