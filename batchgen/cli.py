@@ -288,10 +288,11 @@ def run(
             )
         folder = runner.run_folder(out, loaded)
         with Ledger.open(folder) as ledger:
-            the_plan, recovered = runner.prepare(ledger, loaded, retry_failed=retry_failed)
-            if recovered:
+            the_plan = runner.prepare(ledger, loaded, retry_failed=retry_failed)
+            if unknown := the_plan.counts["unknown"]:
                 ERR.print(
-                    f"{recovered} jobs were in flight when the last run stopped; they run again"
+                    f"{unknown} jobs were in flight when a run stopped (possibly paid); "
+                    "they run again"
                 )
             if not the_plan.to_run:
                 _finish(ledger, loaded, folder, spent=0.0, nothing_to_do=True)

@@ -1,5 +1,5 @@
-"""The two meters that pace a run, kept apart (as aiometer does): a requests-per-minute limit and
-a gate that every worker waits on while the API asks us to back off after a 429.
+"""The meters that pace a run, kept apart (as aiometer does): a requests-per-minute limit, the
+spacing of the actual sends, and a gate every worker waits on after a 429.
 
 Concurrency needs no meter of its own: the scheduler runs exactly that many workers.
 """
@@ -46,3 +46,33 @@ class Gate:
         """Return once the gate is open (re-checking: another 429 may extend the pause)."""
         while (left := self.remaining) > 0:
             await self._sleep(left)
+
+
+class Spacing:
+    """Keeps actual sends at least ``interval`` seconds apart.
+
+    The rate limiter hands out evenly spaced slots, but between a slot and its send the worker
+    reserves credits and commits a ledger row (an fsync of varying length), which could bring two
+    sends closer than the limit. Waiting here, right before the send, makes ``rpm`` a true ceiling
+    on what the server sees; the long waits still happen in the limiter, before the job is marked
+    in flight, so this one only absorbs the jitter.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._last = -float("inf")
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        """Return when a send now would be at least ``interval`` after the previous one."""
+        async with self._lock:
+            while (delay := self._last + self._interval - self._clock()) > 0:
+                await self._sleep(delay)
+            self._last = self._clock()

@@ -30,8 +30,8 @@ from .scheduler import Events, Outcome, Scheduler, Settings
 DEFAULTS: Final = RunSettings(rpm=5, concurrency=2, retries=4, latency=DEFAULT_LATENCY)
 #: The emulator answers in well under a second and has no rate limit unless told to.
 EMULATOR_DEFAULTS: Final = RunSettings(rpm=600, concurrency=8, retries=4, latency=0.3)
-#: What ``--emulator`` starts with: a stocked account, quick answers.
-EMULATOR_CREDITS: Final = 100.0
+#: What ``--emulator`` starts with: an account deep enough for any manifest one would try.
+EMULATOR_CREDITS: Final = 10_000.0
 
 
 def run_folder(out: Path, manifest: Manifest) -> Path:
@@ -125,7 +125,7 @@ async def execute(
     jobs = plan.to_run
     files = read_uploads(jobs)
     run_id = ledger.start_run(os.getpid())
-    outcome = Outcome()
+    outcome: Outcome | None = None
     try:
         async with api.session(settings.concurrency) as http:
             client = SegmindClient(http, key=key, endpoint=base_url, files=files)
@@ -145,24 +145,25 @@ async def execute(
             finally:
                 outcome = scheduler.outcome
     finally:
+        # Only a cancelled worker leaves a job running (Ctrl-C): its request may have been paid.
+        ledger.recover()
         ledger.finish_run(run_id, _describe(outcome))
     return outcome
 
 
-def prepare(ledger: Ledger, manifest: Manifest, *, retry_failed: bool = False) -> tuple[Plan, int]:
-    """Bring the ledger up to date with the manifest and plan the run.
-
-    Returns the plan and how many jobs a previous run left in flight (now ``unknown``).
-    """
+def prepare(ledger: Ledger, manifest: Manifest, *, retry_failed: bool = False) -> Plan:
+    """Bring the ledger up to date with the manifest (and with a run that died) and plan."""
     ledger.sync(manifest.jobs)
     store.sweep(ledger.path.parent)
-    recovered = ledger.recover()
+    ledger.recover()
     if retry_failed:
         ledger.reset_failed()
-    return make_plan(manifest.jobs, ledger.jobs(), retry_failed=retry_failed), recovered
+    return make_plan(manifest.jobs, ledger.jobs(), retry_failed=retry_failed)
 
 
-def _describe(outcome: Outcome) -> str:
+def _describe(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return "aborted"
     if outcome.stopped is not None:
         return f"stopped: {type(outcome.stopped).__name__}"
     return "failed" if outcome.failed else "finished"

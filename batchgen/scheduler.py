@@ -23,7 +23,7 @@ from .client import Lost, Reply, SegmindClient
 from .errors import ApiError, AuthError, BatchgenError, CreditsError, ProtocolError
 from .jobs import Job
 from .ledger import Ledger
-from .meters import Gate, rate_limiter
+from .meters import Gate, Spacing, rate_limiter
 from .policy import Action, Billed, Stop, Verdict
 
 #: 429s a single job may meet before it is failed; they cost nothing but must not loop forever.
@@ -96,6 +96,7 @@ class Scheduler:
         self._rand = rand
         self._gate = Gate(clock, sleep)
         self._limiter = rate_limiter(settings.rpm)
+        self._spacing = Spacing(60.0 / settings.rpm, clock, sleep)
         self._settled = asyncio.Condition()
         self.outcome = Outcome()
 
@@ -122,6 +123,7 @@ class Scheduler:
             if self.outcome.stopped is not None or not await self._reserve(job):
                 return
             attempt = self._ledger.begin_attempt(job.id, self._run_id, job.price)
+            await self._spacing.wait()
             result = await self._client.generate(job)
             verdict = await self._judge(result)
             reply = result if isinstance(result, Reply) else Reply(0, b"")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchgen.meters import Gate, rate_limiter
+from batchgen.meters import Gate, Spacing, rate_limiter
 
 
 @pytest.mark.parametrize(("rpm", "period"), [(5, 12.0), (50, 1.2), (600, 0.1)])
@@ -52,3 +52,24 @@ async def test_gate_takes_the_later_deadline() -> None:
     gate.close_for(10)
     gate.close_for(2)
     assert gate.remaining == 10
+
+
+async def test_spacing_keeps_sends_apart() -> None:
+    """Each send waits until the interval since the previous one has passed, never less."""
+    clock = FakeClock()
+    spacing = Spacing(2.0, clock, clock.sleep)
+    await spacing.wait()
+    clock.now += 0.5
+    await spacing.wait()
+    await spacing.wait()
+    assert clock.sleeps == [1.5, 2.0]
+
+
+async def test_spacing_does_not_wait_after_a_long_gap() -> None:
+    """A send long after the previous one goes at once."""
+    clock = FakeClock()
+    spacing = Spacing(2.0, clock, clock.sleep)
+    await spacing.wait()
+    clock.now += 10
+    await spacing.wait()
+    assert clock.sleeps == []

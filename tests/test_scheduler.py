@@ -138,7 +138,7 @@ async def test_rate_limit_spaces_sends(tmp_path: Path) -> None:
     await run(tmp_path, client, make_jobs(8), concurrency=8, rpm=1200)  # 50 ms apart
     times = sorted(t for t, _ in client.sent)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.05 * 0.95, gaps
+    assert min(gaps) >= 0.05 - 1e-3, gaps  # 1 ms: the spy stamps a moment after the meter
 
 
 async def test_server_errors_are_retried_then_succeed(tmp_path: Path) -> None:
