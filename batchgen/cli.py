@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 
 from . import __version__, report, runner
+from . import plan as plans
 from . import status as status_view
 from .errors import (
     AuthError,
@@ -30,12 +31,14 @@ from .errors import (
 )
 from .ledger import Ledger
 from .manifest import Manifest, RunSettings, load_manifest
-from .plan import Plan, estimate_seconds
+from .plan import Plan
 from .progress import Display
+from .scheduler import Outcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CREDITS, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 ERR = Console(stderr=True, highlight=False, soft_wrap=True)
 OUT = Console(highlight=False, soft_wrap=True)
@@ -139,27 +142,32 @@ def plan(
     """Show what a run would do: new, changed, done, failed jobs; cost; time. Sends nothing."""
     with _errors():
         loaded = load_manifest(manifest)
-        settings = runner.resolve(
-            _flag_settings(rpm=rpm, concurrency=concurrency), loaded.run, emulator=False
-        )
+        flags = _flag_settings(rpm=rpm, concurrency=concurrency)
+        settings = runner.resolve(flags, loaded.run, emulator=False)
         folder = runner.run_folder(out, loaded)
-        ledger = Ledger.existing(folder)
-        known = ledger.jobs() if ledger else {}
-        if ledger:
-            ledger.close()
-        from .plan import make_plan
-
-        the_plan = make_plan(loaded.jobs, known, retry_failed=retry_failed)
+        known = _read_ledger(folder, lambda ledger: ledger.jobs() if ledger else {})
+        the_plan = plans.make_plan(loaded.jobs, known, retry_failed=retry_failed)
         seconds = _estimate(the_plan, settings)
         if as_json:
-            OUT.print_json(data=_plan_json(loaded, the_plan, settings, seconds, folder))
-        else:
-            _print_plan(loaded, the_plan, settings, seconds, folder)
+            data = {"manifest": os.fspath(loaded.path), "folder": os.fspath(folder)}
+            data |= plans.to_json(the_plan, seconds)
+            OUT.print_json(data=data | {"rpm": settings.rpm, "concurrency": settings.concurrency})
+            return
+        OUT.print(f"[bold]{loaded.name}[/] → {folder}")
+        assert settings.rpm and settings.concurrency and settings.latency
+        for line in plans.describe(
+            the_plan,
+            seconds=seconds,
+            rpm=settings.rpm,
+            concurrency=settings.concurrency,
+            latency=settings.latency,
+        ):
+            OUT.print(line, markup=False)
 
 
 def _estimate(the_plan: Plan, settings: RunSettings) -> float:
     assert settings.rpm and settings.concurrency and settings.latency
-    return estimate_seconds(
+    return plans.estimate_seconds(
         len(the_plan.to_run),
         rpm=settings.rpm,
         concurrency=settings.concurrency,
@@ -167,73 +175,20 @@ def _estimate(the_plan: Plan, settings: RunSettings) -> float:
     )
 
 
-def _plan_json(
-    manifest: Manifest, the_plan: Plan, settings: RunSettings, seconds: float, folder: Path
-) -> dict[str, Any]:
-    return {
-        "manifest": os.fspath(manifest.path),
-        "folder": os.fspath(folder),
-        "counts": the_plan.counts
-        | {"total": len(the_plan.entries), "to_run": len(the_plan.to_run)},
-        "credits": round(the_plan.credits, 6),
-        "seconds": round(seconds, 1),
-        "rpm": settings.rpm,
-        "concurrency": settings.concurrency,
-        "orphans": the_plan.orphans,
-        "jobs": [
-            {
-                "id": e.job.id,
-                "name": e.job.name,
-                "state": e.state,
-                "runs": e.runs,
-                "reason": e.reason,
-                "price": e.job.price,
-                "params": e.job.describe(),
-            }
-            for e in the_plan.entries
-        ],
-    }
+def _read_ledger(folder: Path, read: Callable[[Ledger | None], T]) -> T:
+    """Read a run folder's ledger, if it has one, without creating anything."""
+    ledger = Ledger.existing(folder)
+    try:
+        return read(ledger)
+    finally:
+        if ledger:
+            ledger.close()
 
 
-def _print_plan(
-    manifest: Manifest, the_plan: Plan, settings: RunSettings, seconds: float, folder: Path
-) -> None:
-    counts = the_plan.counts
-    to_run = len(the_plan.to_run)
-    OUT.print(f"[bold]{manifest.name}[/] → {folder}")
-    OUT.print(
-        f"{len(the_plan.entries)} jobs: {to_run} to run "
-        f"({counts['new']} new, {counts['changed']} changed, {counts['pending']} pending, "
-        f"{counts['unknown']} unknown), {counts['done']} done, {counts['failed']} failed before"
-    )
-    OUT.print(f"estimated cost: {the_plan.credits:.4g} credits")
-    OUT.print(
-        f"estimated time: {_duration(seconds)} at {settings.rpm} requests/min, "
-        f"{settings.concurrency} at once, ~{settings.latency:g} s per image"
-    )
-    for entry in the_plan.entries:
-        if entry.state in ("changed", "unknown"):
-            OUT.print(f"  {entry.state}: {entry.job.name} ({entry.reason})", markup=False)
-    if counts["failed"] and not any(e.runs for e in the_plan.entries if e.state == "failed"):
-        OUT.print(
-            f"  {counts['failed']} failed jobs will not run again unless you pass --retry-failed"
-        )
-    if the_plan.orphans:
-        OUT.print(
-            f"  {the_plan.orphans} earlier jobs are no longer in the manifest (their files stay)"
-        )
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return (
-        f"{hours}h {minutes:02d}m"
-        if hours
-        else f"{minutes}m {secs:02d}s"
-        if minutes
-        else f"{secs}s"
-    )
+def _snapshot(manifest: Path, out: Path) -> tuple[Path, dict[str, Any]]:
+    loaded = load_manifest(manifest)
+    folder = runner.run_folder(out, loaded)
+    return folder, _read_ledger(folder, lambda ledger: status_view.snapshot(loaded, folder, ledger))
 
 
 @main.command()
@@ -281,11 +236,7 @@ def run(
     with _errors():
         loaded = load_manifest(manifest)
         settings = runner.resolve(_flag_settings(**flags), loaded.run, emulator=emulator)
-        key = os.environ.get("SEGMIND_API_KEY")
-        if not emulator and not key:
-            raise UsageError(
-                "SEGMIND_API_KEY is not set: export your Segmind key in it (or try --emulator)"
-            )
+        key = None if emulator else runner.api_key()
         folder = runner.run_folder(out, loaded)
         with Ledger.open(folder) as ledger:
             the_plan = runner.prepare(ledger, loaded, retry_failed=retry_failed)
@@ -295,8 +246,8 @@ def run(
                     "they run again"
                 )
             if not the_plan.to_run:
-                _finish(ledger, loaded, folder, spent=0.0, nothing_to_do=True)
-            estimate = _duration(_estimate(the_plan, settings))
+                _finish(ledger, loaded, folder, spent=None)
+            estimate = plans.duration(_estimate(the_plan, settings))
             ERR.print(
                 f"{loaded.name}: {len(the_plan.to_run)} of {len(the_plan.entries)} jobs to run, "
                 f"about {the_plan.credits:.4g} credits and {estimate} "
@@ -305,9 +256,7 @@ def run(
             done = the_plan.counts["done"]
             with Display(ERR, total=len(the_plan.entries), done=done, verbose=verbose) as display:
                 try:
-                    outcome = asyncio.run(
-                        _execute(ledger, the_plan, settings, emulator, key, display)
-                    )
+                    outcome = asyncio.run(_execute(ledger, the_plan, settings, key, display))
                 except KeyboardInterrupt:
                     ERR.print(
                         "interrupted: requests in flight may have been paid; "
@@ -316,59 +265,26 @@ def run(
                     _exit(EXIT_INTERRUPTED)
             if outcome.stopped is not None:
                 snap = status_view.snapshot(loaded, folder, ledger)
-                left = snap["counts"]["total"] - snap["counts"]["done"]
-                ERR.print(
-                    f"[red]stopped:[/] {outcome.stopped}\n"
-                    f"spent {outcome.spent:.4g} credits in this run; {left} jobs not done. "
-                    f"{_resume_hint(outcome.stopped)}",
-                    soft_wrap=True,
-                )
+                for line in status_view.stop_lines(snap, outcome.stopped, outcome.spent):
+                    ERR.print(line, markup=False)
                 _exit(exit_code(outcome.stopped))
-            _finish(ledger, loaded, folder, spent=outcome.spent, nothing_to_do=False)
+            _finish(ledger, loaded, folder, spent=outcome.spent)
 
 
 async def _execute(
-    ledger: Ledger,
-    the_plan: Plan,
-    settings: RunSettings,
-    emulator: bool,
-    key: str | None,
-    display: Display,
-) -> Any:
-    async with runner.endpoint(emulator, key) as (base_url, use_key):
+    ledger: Ledger, the_plan: Plan, settings: RunSettings, key: str | None, display: Display
+) -> Outcome:
+    async with runner.endpoint(key) as (base_url, use_key):
         return await runner.execute(
             ledger, the_plan, settings, base_url=base_url, key=use_key, events=display
         )
 
 
-def _resume_hint(error: BatchgenError) -> str:
-    if isinstance(error, CreditsError):
-        return "Top up the account or raise --max-credits, then run the same command to resume."
-    if isinstance(error, AuthError):
-        return "Check SEGMIND_API_KEY, then run the same command to resume."
-    return "Fix the cause, then run the same command to resume."
-
-
-def _finish(
-    ledger: Ledger, manifest: Manifest, folder: Path, *, spent: float, nothing_to_do: bool
-) -> NoReturn:
+def _finish(ledger: Ledger, manifest: Manifest, folder: Path, spent: float | None) -> NoReturn:
     snap = status_view.snapshot(manifest, folder, ledger)
-    counts = snap["counts"]
-    if nothing_to_do:
-        ERR.print(f"nothing to send: {counts['done']} of {counts['total']} jobs done", end="")
-        ERR.print(
-            f", {counts['failed']} failed (--retry-failed runs them again)"
-            if counts["failed"]
-            else ""
-        )
-    else:
-        ERR.print(
-            f"finished: {counts['done']} of {counts['total']} done, {counts['failed']} failed; "
-            f"spent {spent:.4g} credits; images in {folder}"
-        )
-    for reason, count in snap["failures"].items():
-        ERR.print(f"  failed ×{count}: {reason}", markup=False)
-    _exit(EXIT_OK if counts["done"] == counts["total"] else EXIT_FAILED)
+    for line in status_view.closing_lines(snap, spent):
+        ERR.print(line, markup=False)
+    _exit(EXIT_OK if snap["counts"]["done"] == snap["counts"]["total"] else EXIT_FAILED)
 
 
 @main.command()
@@ -384,14 +300,7 @@ def status(manifest: Path, out: Path, as_json: bool, verbose: bool) -> None:
     Safe to run while a run is going.
     """
     with _errors():
-        loaded = load_manifest(manifest)
-        folder = runner.run_folder(out, loaded)
-        ledger = Ledger.existing(folder)
-        try:
-            snap = status_view.snapshot(loaded, folder, ledger)
-        finally:
-            if ledger:
-                ledger.close()
+        _, snap = _snapshot(manifest, out)
         if as_json:
             sys.stdout.write(json.dumps(snap, indent=2) + "\n")
         else:
@@ -404,14 +313,7 @@ def status(manifest: Path, out: Path, as_json: bool, verbose: bool) -> None:
 def report_command(manifest: Path, out: Path) -> None:
     """Write a static HTML page in the run folder to review every image with its parameters."""
     with _errors():
-        loaded = load_manifest(manifest)
-        folder = runner.run_folder(out, loaded)
-        ledger = Ledger.existing(folder)
-        try:
-            snap = status_view.snapshot(loaded, folder, ledger)
-        finally:
-            if ledger:
-                ledger.close()
+        folder, snap = _snapshot(manifest, out)
         path = report.write(snap, folder)
         OUT.print(f"report: {path}")
 

@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from .jobs import Job
 from .ledger import JobRow
@@ -89,3 +89,59 @@ def estimate_seconds(count: int, *, rpm: int, concurrency: int, latency: float) 
     by_rate = (count - 1) * 60.0 / rpm + latency
     by_pool = math.ceil(count / concurrency) * latency
     return max(by_rate, by_pool)
+
+
+def duration(seconds: float) -> str:
+    """A wall time for people: ``45s``, ``3m 05s``, ``2h 10m``."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def to_json(plan: Plan, seconds: float) -> dict[str, Any]:
+    """The plan as data for scripts (``plan --json``)."""
+    return {
+        "counts": plan.counts | {"total": len(plan.entries), "to_run": len(plan.to_run)},
+        "credits": round(plan.credits, 6),
+        "seconds": round(seconds, 1),
+        "orphans": plan.orphans,
+        "jobs": [
+            {
+                "id": e.job.id,
+                "name": e.job.name,
+                "state": e.state,
+                "runs": e.runs,
+                "reason": e.reason,
+                "price": e.job.price,
+                "params": e.job.describe(),
+            }
+            for e in plan.entries
+        ],
+    }
+
+
+def describe(
+    plan: Plan, *, seconds: float, rpm: int, concurrency: int, latency: float
+) -> list[str]:
+    """The plan as lines for people: counts, cost, time, and each job that changed or is unknown."""
+    counts = plan.counts
+    lines = [
+        f"{len(plan.entries)} jobs: {len(plan.to_run)} to run ({counts['new']} new, "
+        f"{counts['changed']} changed, {counts['pending']} pending, {counts['unknown']} unknown), "
+        f"{counts['done']} done, {counts['failed']} failed before",
+        f"estimated cost: {plan.credits:.4g} credits",
+        f"estimated time: {duration(seconds)} at {rpm} requests/min, {concurrency} at once, "
+        f"~{latency:g} s per image",
+    ]
+    lines += [
+        f"  {e.state}: {e.job.name} ({e.reason})"
+        for e in plan.entries
+        if e.state in ("changed", "unknown")
+    ]
+    if counts["failed"] and not any(e.runs for e in plan.entries if e.state == "failed"):
+        lines.append(f"  {counts['failed']} failed jobs run again only with --retry-failed")
+    if plan.orphans:
+        lines.append(f"  {plan.orphans} earlier jobs are no longer in the manifest (files kept)")
+    return lines

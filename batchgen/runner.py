@@ -93,10 +93,20 @@ async def read_balance(client: SegmindClient, *, required: bool) -> float | None
         return None
 
 
+def api_key() -> str:
+    """The key from SEGMIND_API_KEY (never a flag: other processes can read command lines)."""
+    key = os.environ.get("SEGMIND_API_KEY", "").strip()
+    if not key:
+        raise UsageError(
+            "SEGMIND_API_KEY is not set: export your Segmind key in it (or try --emulator)"
+        )
+    return key
+
+
 @asynccontextmanager
-async def endpoint(emulator: bool, key: str | None) -> AsyncIterator[tuple[str, str]]:
-    """The base URL and key to use: the built-in emulator's, or the configured API's."""
-    if emulator:
+async def endpoint(key: str | None) -> AsyncIterator[tuple[str, str]]:
+    """The base URL and key to use: the configured API's, or with no key the built-in emulator."""
+    if key is None:
         from .emulator import EmulatorConfig, running
 
         local_key = "SG_emulator_" + secrets.token_hex(8)
@@ -104,10 +114,6 @@ async def endpoint(emulator: bool, key: str | None) -> AsyncIterator[tuple[str, 
         async with running(config) as url:
             yield url, local_key
         return
-    if not key:
-        raise UsageError(
-            "SEGMIND_API_KEY is not set: export your Segmind key in it (or try --emulator)"
-        )
     yield os.environ.get("BATCHGEN_ENDPOINT", api.DEFAULT_ENDPOINT), key
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .errors import AuthError, BatchgenError, CreditsError
 from .ledger import JobRow, Ledger
 from .manifest import Manifest
 
@@ -89,3 +90,33 @@ def render(snap: Mapping[str, Any], console: Console, *, verbose: bool = False) 
                 job["output"] or job["error"] or "",
             )
         console.print(table)
+
+
+def closing_lines(snap: Mapping[str, Any], spent: float | None) -> list[str]:
+    """What a run says when it ends by itself; ``spent`` is None when nothing was sent."""
+    counts = snap["counts"]
+    if spent is None:
+        line = f"nothing to send: {counts['done']} of {counts['total']} jobs done"
+        if counts["failed"]:
+            line += f", {counts['failed']} failed (--retry-failed runs them again)"
+    else:
+        line = (
+            f"finished: {counts['done']} of {counts['total']} done, {counts['failed']} failed; "
+            f"spent {spent:.4g} credits; images in {snap['folder']}"
+        )
+    return [line] + [f"  failed ×{n}: {reason}" for reason, n in snap["failures"].items()]
+
+
+def stop_lines(snap: Mapping[str, Any], error: BatchgenError, spent: float) -> list[str]:
+    """What a run says when something stopped it: why, what it spent, how to resume."""
+    left = snap["counts"]["total"] - snap["counts"]["done"]
+    if isinstance(error, CreditsError):
+        hint = "Top up the account or raise --max-credits, then run the same command to resume."
+    elif isinstance(error, AuthError):
+        hint = "Check SEGMIND_API_KEY, then run the same command to resume."
+    else:
+        hint = "Fix the cause, then run the same command to resume."
+    return [
+        f"stopped: {error}",
+        f"spent {spent:.4g} credits in this run; {left} jobs not done. {hint}",
+    ]
