@@ -19,13 +19,14 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 
-from . import __version__, report, runner
+from . import __version__, lock, report, runner
 from . import plan as plans
 from . import status as status_view
 from .errors import (
     AuthError,
     BatchgenError,
     CreditsError,
+    Interrupted,
     ManifestError,
     UsageError,
 )
@@ -46,6 +47,8 @@ OUT = Console(highlight=False, soft_wrap=True)
 
 def exit_code(error: BatchgenError) -> int:
     """The documented exit code for an error."""
+    if isinstance(error, Interrupted):
+        return EXIT_INTERRUPTED
     if isinstance(error, (ManifestError, UsageError)):
         return EXIT_USAGE
     if isinstance(error, CreditsError):
@@ -214,6 +217,11 @@ def _snapshot(manifest: Path, out: Path) -> tuple[Path, dict[str, Any]]:
     help="Retries per job for transient faults [default: 4].",
 )
 @click.option(
+    "--timeout",
+    type=click.FloatRange(min=1, max=3600),
+    help="Seconds to wait for an answer before it counts as lost [default: 120].",
+)
+@click.option(
     "--retry-failed", is_flag=True, help="Run again the jobs that failed for good before."
 )
 @click.option(
@@ -238,8 +246,10 @@ def run(
         settings = runner.resolve(_flag_settings(**flags), loaded.run, emulator=emulator)
         key = None if emulator else runner.api_key()
         folder = runner.run_folder(out, loaded)
-        with Ledger.open(folder) as ledger:
-            the_plan = runner.prepare(ledger, loaded, retry_failed=retry_failed)
+        with lock.hold(folder), Ledger.open(folder) as ledger:
+            the_plan, adopted = runner.prepare(ledger, loaded, retry_failed=retry_failed)
+            if adopted:
+                ERR.print(f"{adopted} images saved by a run that died are kept: not paid again")
             if unknown := the_plan.counts["unknown"]:
                 ERR.print(
                     f"{unknown} jobs were in flight when a run stopped (possibly paid); "

@@ -64,9 +64,9 @@ class Lost:
     maybe_billed: bool  # False only when the request provably never reached the server
 
 
-def session(concurrency: int) -> aiohttp.ClientSession:
-    """A session sized for the run: one connection per worker, generous read timeout."""
-    timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
+def session(concurrency: int, read_timeout: float = READ_TIMEOUT) -> aiohttp.ClientSession:
+    """A session sized for the run: one connection per worker, a read timeout well above ~20 s."""
+    timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=read_timeout)
     connector = aiohttp.TCPConnector(limit=max(concurrency, 1), limit_per_host=max(concurrency, 1))
     return aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False)
 
@@ -118,12 +118,16 @@ class SegmindClient:
                 method, self._base + path, headers={"x-api-key": self._key}, **kwargs
             ) as response:
                 sent = True
-                headers = {k: response.headers[k] for k in HEADERS if k in response.headers}
+                headers = {
+                    k: self._scrub(response.headers[k]) for k in HEADERS if k in response.headers
+                }
                 if (response.content_length or 0) > MAX_BODY:
                     return Lost(
                         f"answer of {response.content_length} bytes is too large", maybe_billed=True
                     )
                 body = await response.read()
+                if response.status != 200:  # error bodies become messages; a server may echo
+                    body = body.replace(self._key.encode(), b"***")
                 return Reply(response.status, body, headers)
         except aiohttp.ClientConnectorError as exc:
             # Refused or unreachable: the request never left, so it cannot have been billed.

@@ -9,10 +9,13 @@ to do next.
     BatchgenError
     ├── ManifestError        the manifest is unreadable or invalid (a list of located problems)
     ├── UsageError           a flag, the environment or the output folder is unusable
+    │   └── BusyError        another run is using the same output folder
+    ├── Interrupted          Ctrl-C or SIGTERM stopped the run (resumable)
     ├── ApiError             the API answered in a way that stops the whole run
     │   ├── AuthError        401/403: the key is missing, invalid, expired or not allowed
     │   ├── CreditsError     the account is empty or the credit guard stopped the run
-    │   └── ProtocolError    404/405/406-content-type: the endpoint or the client is wrong
+    │   ├── ProtocolError    404/405/406-content-type: the endpoint or the client is wrong
+    │   └── OutageError      the API kept failing: the circuit breaker gave up (resumable)
     ├── LedgerError          the ledger cannot be opened, read or written
     └── StoreError           an image or its sidecar cannot be written
 """
@@ -64,6 +67,14 @@ class UsageError(BatchgenError):
     """A command-line flag, an environment variable or the output folder is unusable."""
 
 
+class BusyError(UsageError):
+    """Another batchgen run holds the output folder."""
+
+
+class Interrupted(BatchgenError):
+    """A signal stopped the run; it resumes with the same command."""
+
+
 class ApiError(BatchgenError):
     """The API answered in a way that stops the whole run."""
 
@@ -82,6 +93,10 @@ class CreditsError(ApiError):
 
 class ProtocolError(ApiError):
     """The endpoint is wrong or the request was malformed in a way no retry can fix."""
+
+
+class OutageError(ApiError):
+    """Most recent requests failed, through several pauses: the API is down for now."""
 
 
 class LedgerError(BatchgenError):

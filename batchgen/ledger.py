@@ -66,7 +66,28 @@ _MIGRATIONS: Final = (
     );
     CREATE INDEX attempts_job ON attempts(job_id);
     """,
+    # 2: what the API itself said a request cost (x-cost), beside our own estimate.
+    "ALTER TABLE attempts ADD COLUMN reported_cost REAL",
 )
+
+# Billed for certain: "ok" (saved), "unusable" (a 200 that was no image), "unsaved" (a 200 the
+# disk could not take). "unknown": sent, answer lost, maybe billed. ``?1`` selects one run or all.
+_SPENDING: Final = """
+    SELECT COALESCE(SUM(CASE WHEN outcome IN ('ok', 'unusable', 'unsaved') THEN cost END), 0),
+           COALESCE(SUM(CASE WHEN outcome IN ('ok', 'unusable', 'unsaved') THEN reserved END), 0),
+           COALESCE(SUM(CASE WHEN outcome IN ('ok', 'unusable', 'unsaved')
+                             THEN reported_cost END), 0),
+           COUNT(CASE WHEN outcome IN ('ok', 'unusable', 'unsaved')
+                       AND reported_cost IS NULL THEN 1 END),
+           COALESCE(SUM(CASE WHEN outcome = 'unknown' THEN reserved END), 0),
+           COUNT(CASE WHEN outcome = 'unknown' THEN 1 END)
+    FROM attempts WHERE ? IS NULL OR run_id = ?
+"""
+_LAST_BALANCE: Final = """
+    SELECT remaining FROM attempts
+    WHERE (? IS NULL OR run_id = ?) AND remaining IS NOT NULL
+    ORDER BY finished_at DESC LIMIT 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +108,28 @@ class JobRow:
 
 @dataclass(frozen=True, slots=True)
 class Spending:
-    """Money as the ledger saw it."""
+    """Money as the ledger saw it, overall or for one run."""
 
-    reported: float  # what successful requests cost, as the API reported (or the estimate)
+    spent: float  # billed requests: the API's x-cost where it gave one, else our estimate
+    estimated: float  # billed requests at the prices reserved for them
+    reported: float  # billed requests as the API reported them (x-cost)
+    unreported: int  # billed requests whose answer carried no x-cost
     possibly_paid: float  # estimates for requests whose outcome is unknown
     unknown_requests: int
     balance: float | None  # the last x-remaining-credits seen
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One ``batchgen run`` as the ledger recorded it."""
+
+    id: int
+    started_at: float
+    finished_at: float | None
+    outcome: str | None
+    attempts: int
+    saved: int
+    spending: Spending
 
 
 class Ledger:
@@ -206,6 +243,23 @@ class Ledger:
                 "UPDATE jobs SET status='unknown', updated_at=? WHERE status='running'", (now,)
             ).rowcount
 
+    def adopt(self, job_id: str, output: str) -> None:
+        """Mark a job done whose complete image was found in place (its request was paid, but
+        the run died before recording it): no need to pay for it again."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status='done', output=?, error=NULL, updated_at=? WHERE id=?",
+                (output, time.time(), job_id),
+            )
+
+    def last_attempt_at(self) -> float | None:
+        """When the latest request was about to leave (wall clock), to keep the pace on resume."""
+        try:
+            row = self._db.execute("SELECT MAX(started_at) FROM attempts").fetchone()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from exc
+        return row[0] if row else None
+
     def reset_failed(self) -> int:
         """Make failed jobs pending again (``run --retry-failed``); returns how many."""
         with self._transaction() as db:
@@ -257,6 +311,7 @@ class Ledger:
         http_status: int | None = None,
         error: str | None = None,
         cost: float | None = None,
+        reported_cost: float | None = None,
         remaining: float | None = None,
         request_id: str | None = None,
         output: str | None = None,
@@ -266,9 +321,10 @@ class Ledger:
         with self._transaction() as db:
             db.execute(
                 "UPDATE attempts SET finished_at=?, outcome=?, http_status=?, error=?, cost=?,"
-                " remaining=?, request_id=? WHERE id=?",
-                (now, outcome, http_status, error, cost, remaining, request_id, attempt_id),
-            )
+                " reported_cost=?, remaining=?, request_id=? WHERE id=?",
+                (now, outcome, http_status, error, cost, reported_cost, remaining, request_id,
+                 attempt_id),
+            )  # fmt: skip
             db.execute(
                 "UPDATE jobs SET status=?, error=?, output=COALESCE(?, output),"
                 " cost=COALESCE(?, cost), updated_at=? WHERE id=?",
@@ -278,18 +334,29 @@ class Ledger:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def spending(self) -> Spending:
-        """Credits as reported by the API and as possibly paid, and the last balance seen."""
+    def spending(self, run_id: int | None = None) -> Spending:
+        """Credits billed, estimated, reported and possibly paid; overall or for one run."""
         try:
-            reported, possibly, unknown = self._db.execute(
-                "SELECT COALESCE(SUM(CASE WHEN outcome != 'unknown' THEN cost END), 0),"
-                " COALESCE(SUM(CASE WHEN outcome = 'unknown' THEN reserved END), 0),"
-                " COUNT(CASE WHEN outcome = 'unknown' THEN 1 END) FROM attempts"
+            (spent, estimated, reported, unreported, possibly, unknown) = self._db.execute(
+                _SPENDING, (run_id, run_id)
             ).fetchone()
-            last = self._db.execute(
-                "SELECT remaining FROM attempts WHERE remaining IS NOT NULL"
-                " ORDER BY finished_at DESC LIMIT 1"
-            ).fetchone()
+            last = self._db.execute(_LAST_BALANCE, (run_id, run_id)).fetchone()
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from exc
-        return Spending(reported, possibly, unknown, last[0] if last else None)
+        balance = last[0] if last else None
+        return Spending(spent, estimated, reported, unreported, possibly, unknown, balance)
+
+    def runs(self) -> list[RunRow]:
+        """Every run, oldest first, with what it did and spent."""
+        try:
+            rows = self._db.execute(
+                "SELECT r.id, r.started_at, r.finished_at, r.outcome, COUNT(a.id),"
+                " COUNT(CASE WHEN a.outcome = 'ok' THEN 1 END)"
+                " FROM runs r LEFT JOIN attempts a ON a.run_id = r.id GROUP BY r.id ORDER BY r.id"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from exc
+        return [
+            RunRow(run, started, finished, outcome, attempts, saved, self.spending(run))
+            for run, started, finished, outcome, attempts, saved in rows
+        ]

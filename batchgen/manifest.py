@@ -51,6 +51,7 @@ class RunSettings:
     min_credits: float | None = None
     retries: int | None = None
     latency: float | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,11 +63,14 @@ class Spacing:
         interval: float,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        *,
+        first_after: float = 0.0,
     ) -> None:
         self._interval = interval
         self._clock = clock
         self._sleep = sleep
-        self._last = -float("inf")
+        # ``first_after`` carries the pace over from an earlier process (a resume after a crash).
+        self._last = clock() + first_after - interval if first_after > 0 else -float("inf")
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:

@@ -6,12 +6,15 @@ decide, and it leaves exit codes and messages to the CLI.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -27,9 +30,17 @@ from .plan import DEFAULT_LATENCY, Plan, make_plan
 from .scheduler import Events, Outcome, Scheduler, Settings
 
 #: Safe for a Free account: 5 requests a minute; at ~20 s a generation, 2 in flight keep up.
-DEFAULTS: Final = RunSettings(rpm=5, concurrency=2, retries=4, latency=DEFAULT_LATENCY)
+DEFAULTS: Final = RunSettings(
+    rpm=5, concurrency=2, retries=4, latency=DEFAULT_LATENCY, timeout=api.READ_TIMEOUT
+)
 #: The emulator answers in well under a second and has no rate limit unless told to.
-EMULATOR_DEFAULTS: Final = RunSettings(rpm=600, concurrency=8, retries=4, latency=0.3)
+EMULATOR_DEFAULTS: Final = RunSettings(
+    rpm=600, concurrency=8, retries=4, latency=0.3, timeout=api.READ_TIMEOUT
+)
+#: After a first Ctrl-C or SIGTERM, how long requests in flight may take to finish and be saved.
+GRACE_SECONDS: Final = 60.0
+#: Slack on the pace carried over from a dead run: its last send came a moment after its record.
+RESUME_SLACK: Final = 0.5
 #: What ``--emulator`` starts with: an account deep enough for any manifest one would try.
 EMULATOR_CREDITS: Final = 10_000.0
 
@@ -126,45 +137,87 @@ async def execute(
     key: str,
     events: Events,
 ) -> Outcome:
-    """Send the plan's jobs; the ledger records everything as it happens."""
+    """Send the plan's jobs; the ledger records everything as it happens.
+
+    The first SIGINT or SIGTERM stops new sends and lets requests in flight finish; a second
+    abandons them (their outcome is then unknown, and they run again on resume).
+    """
     assert settings.concurrency and settings.rpm and settings.retries is not None
+    assert settings.timeout
     jobs = plan.to_run
     files = read_uploads(jobs)
+    resume_after = _resume_after(ledger, settings.rpm)
     run_id = ledger.start_run(os.getpid())
     outcome: Outcome | None = None
     try:
-        async with api.session(settings.concurrency) as http:
+        async with api.session(settings.concurrency, settings.timeout) as http:
             client = SegmindClient(http, key=key, endpoint=base_url, files=files)
             balance = await read_balance(client, required=settings.min_credits is not None)
-            guard = CreditGuard(settings.max_credits, settings.min_credits, balance)
             scheduler = Scheduler(
                 client=client,
                 ledger=ledger,
                 folder=ledger.path.parent,
                 settings=Settings(settings.concurrency, settings.rpm, settings.retries),
-                guard=guard,
+                guard=CreditGuard(settings.max_credits, settings.min_credits, balance),
                 events=events,
                 run_id=run_id,
+                grace=GRACE_SECONDS,
+                resume_after=resume_after,
             )
             try:
-                await scheduler.run(jobs)
+                with _signals(scheduler.interrupt):
+                    await scheduler.run(jobs)
             finally:
                 outcome = scheduler.outcome
     finally:
-        # Only a cancelled worker leaves a job running (Ctrl-C): its request may have been paid.
+        # Only an abandoned worker leaves a job running: its request may have been paid.
         ledger.recover()
         ledger.finish_run(run_id, _describe(outcome))
     return outcome
 
 
-def prepare(ledger: Ledger, manifest: Manifest, *, retry_failed: bool = False) -> Plan:
-    """Bring the ledger up to date with the manifest (and with a run that died) and plan."""
+def _resume_after(ledger: Ledger, rpm: int) -> float:
+    """Seconds to wait before the first send so the pace holds across a crash and a restart."""
+    last = ledger.last_attempt_at()
+    if last is None:
+        return 0.0
+    return max(0.0, last + 60.0 / rpm + RESUME_SLACK - time.time())
+
+
+@contextmanager
+def _signals(handler: Callable[[], None]) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def prepare(ledger: Ledger, manifest: Manifest, *, retry_failed: bool = False) -> tuple[Plan, int]:
+    """Bring the ledger up to date with the manifest (and with a run that died) and plan.
+
+    Returns the plan and how many images a dead run had saved without recording them: those
+    are adopted as done rather than paid for again.
+    """
+    folder = ledger.path.parent
     ledger.sync(manifest.jobs)
-    store.sweep(ledger.path.parent)
+    store.sweep(folder)
     ledger.recover()
     if retry_failed:
         ledger.reset_failed()
-    return make_plan(manifest.jobs, ledger.jobs(), retry_failed=retry_failed)
+    known = ledger.jobs()
+    adopted = 0
+    for job in manifest.jobs:
+        row = known.get(job.id)
+        if row is not None and row.status != "done" and (path := store.find_saved(folder, job)):
+            ledger.adopt(job.id, path.name)
+            adopted += 1
+    if adopted:
+        known = ledger.jobs()
+    return make_plan(manifest.jobs, known, retry_failed=retry_failed), adopted
 
 
 def _describe(outcome: Outcome | None) -> str:
@@ -173,13 +226,3 @@ def _describe(outcome: Outcome | None) -> str:
     if outcome.stopped is not None:
         return f"stopped: {type(outcome.stopped).__name__}"
     return "failed" if outcome.failed else "finished"
-
-
-def counts(ledger: Ledger, manifest: Manifest) -> dict[str, int]:
-    """Job states for the manifest's jobs (never-seen jobs count as pending)."""
-    rows = ledger.jobs()
-    tally = {"done": 0, "failed": 0, "pending": 0, "running": 0, "unknown": 0}
-    for job in manifest.jobs:
-        row = rows.get(job.id)
-        tally[row.status if row else "pending"] += 1
-    return tally

@@ -85,6 +85,22 @@ def write_atomic(path: Path, data: bytes) -> None:
                 Path(tmp).unlink()
 
 
+def find_saved(folder: Path, job: Job) -> Path | None:
+    """A complete image of this job already in place (a run died after writing it but before
+    recording it), or None. The sidecar must name the job and the image must decode."""
+    path = image_path(folder, job)
+    if not path.is_file():
+        return None
+    try:
+        sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        if sidecar.get("id") != job.id:
+            return None
+        check_image(path.read_bytes())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return path
+
+
 def sweep(folder: Path) -> int:
     """Remove temporary files a killed run left behind; returns how many. Final paths are never
     touched: a temporary name is only ever renamed into place whole."""

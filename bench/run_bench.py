@@ -48,7 +48,7 @@ def bench(jobs: int, latency: float, rpm: int, concurrency: int) -> None:
             manifest = load_manifest(write_manifest(Path(tmp), variants=jobs // 10, seeds=10))
             settings = RunSettings(rpm=rpm, concurrency=concurrency, retries=4)
             with Ledger.open(Path(tmp) / "out") as ledger:
-                plan = prepare(ledger, manifest)
+                plan, _ = prepare(ledger, manifest)
                 started = time.perf_counter()
                 outcome = asyncio.run(
                     execute(ledger, plan, settings, base_url=url, key=KEY, events=Quiet())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.conftest import KEY, ManifestWriter
@@ -158,20 +160,45 @@ def test_key_never_written_or_printed(write_manifest: ManifestWriter, tmp_path: 
     assert KEY.encode() not in every_byte(out)
 
 
-def test_interrupt_exits_130_and_marks_in_flight_unknown(
-    write_manifest: ManifestWriter, tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_first_signal_finishes_in_flight_then_exits_130(
+    write_manifest: ManifestWriter, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    """Ctrl-C exits 130; requests it cut off are shown as possibly paid; the same command resumes."""
+    """Ctrl-C or SIGTERM sends nothing new, saves what was in flight, exits 130; the same command resumes."""
     manifest, out = write_manifest(TWENTY), tmp_path / "out"
     args = ["run", str(manifest), "--out", str(out), "--concurrency", "4", "--rpm", "6000"]
-    with emulator_process("--latency", "2") as url:
+    with emulator_process("--latency", "1.5") as url:
+        first = batchgen(args, url)
+        wait_until(lambda: emulator_log(url)["in_flight"] == 4)
+        first.send_signal(sig)
+        code, text = finish(first)
+        assert code == 130 and "Run the same command to resume" in text, text
+        log = emulator_log(url)
+        snapshot = status(manifest, out)
+        assert snapshot["counts"]["done"] == len(charged(log)) == 4
+        assert snapshot["counts"]["unknown"] == 0 and len(log["requests"]) == 4
+        code, text = finish(batchgen(args, url))
+        assert code == 0 and len(charged(emulator_log(url))) == 20, text
+
+
+def test_second_signal_abandons_in_flight_as_possibly_paid(
+    write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    """A second Ctrl-C exits at once; requests cut off are shown as possibly paid and run again."""
+    manifest, out = write_manifest(TWENTY), tmp_path / "out"
+    args = ["run", str(manifest), "--out", str(out), "--concurrency", "4", "--rpm", "6000"]
+    with emulator_process("--latency", "30") as url:
         first = batchgen(args, url)
         wait_until(lambda: emulator_log(url)["in_flight"] == 4)
         first.send_signal(signal.SIGINT)
-        code, text = finish(first)
-        assert code == 130 and "run the same command to resume" in text, text
+        time.sleep(0.3)
+        first.send_signal(signal.SIGINT)
+        code, text = finish(first, timeout=10)
+        assert code == 130 and "4 requests were cut off in flight and may have been paid" in text, (
+            text
+        )
         snapshot = status(manifest, out)
         assert snapshot["counts"]["unknown"] == 4 and snapshot["credits"]["unknown_requests"] == 4
     with emulator_process("--latency", "0.01") as url:
         code, text = finish(batchgen(args, url))
-        assert code == 0 and "4 jobs were in flight" in text, text
+        assert code == 0 and "4 jobs were in flight when a run stopped" in text, text

@@ -65,22 +65,41 @@ def test_recover_marks_in_flight_as_unknown(tmp_path: Path) -> None:
 
 
 def test_spending_sums_costs_and_keeps_last_balance(tmp_path: Path) -> None:
-    """Spending adds what attempts cost and remembers the last balance reported."""
+    """Spending adds billed costs, estimated and API-reported, per run and overall, and keeps the last balance."""
     with Ledger.open(tmp_path) as ledger:
         ledger.sync(jobs("a", "b"))
         run = ledger.start_run(1)
         for name, remaining in (("a", 9.875), ("b", 9.75)):
             attempt = ledger.begin_attempt(f"id-{name}", run, 0.125)
+            reported = 0.1 if name == "a" else None
             ledger.settle(
-                attempt,
-                f"id-{name}",
-                outcome="ok",
-                job_status="done",
-                cost=0.125,
-                remaining=remaining,
-            )
+                attempt, f"id-{name}", outcome="ok", job_status="done", cost=0.125,
+                reported_cost=reported, remaining=remaining,
+            )  # fmt: skip
         spending = ledger.spending()
-    assert spending.reported == 0.25 and spending.balance == 9.75
+        (run_row,) = ledger.runs()
+    assert (spending.spent, spending.estimated, spending.reported) == (0.25, 0.25, 0.1)
+    assert spending.unreported == 1 and spending.balance == 9.75
+    assert (run_row.attempts, run_row.saved, run_row.spending) == (2, 2, spending)
+
+
+def test_adopt_marks_done_without_an_attempt(tmp_path: Path) -> None:
+    """An image found in place is adopted as done; no attempt, no cost is invented."""
+    with Ledger.open(tmp_path) as ledger:
+        ledger.sync(jobs("a"))
+        ledger.adopt("id-a", "a.jpg")
+        row = ledger.jobs()["id-a"]
+        assert (row.status, row.output, row.attempts) == ("done", "a.jpg", 0)
+        assert ledger.spending().spent == 0
+
+
+def test_last_attempt_time_is_kept(tmp_path: Path) -> None:
+    """The ledger remembers when the latest request left, to keep the pace after a restart."""
+    with Ledger.open(tmp_path) as ledger:
+        assert ledger.last_attempt_at() is None
+        ledger.sync(jobs("a"))
+        ledger.begin_attempt("id-a", ledger.start_run(1), 0.125)
+        assert ledger.last_attempt_at() is not None
 
 
 def test_failed_jobs_can_be_reset(tmp_path: Path) -> None:
