@@ -22,7 +22,7 @@ from . import client as api
 from . import store
 from .budget import CreditGuard
 from .client import Lost, SegmindClient
-from .errors import AuthError, CreditsError, UsageError
+from .errors import AuthError, CreditsError, LedgerError, UsageError
 from .jobs import Job
 from .ledger import Ledger
 from .manifest import Manifest, RunSettings
@@ -170,9 +170,15 @@ async def execute(
             finally:
                 outcome = scheduler.outcome
     finally:
-        # Only an abandoned worker leaves a job running: its request may have been paid.
-        ledger.recover()
-        ledger.finish_run(run_id, _describe(outcome))
+        try:
+            # Only an abandoned worker leaves a job running: its request may have been paid.
+            ledger.recover()
+            ledger.finish_run(run_id, _describe(outcome))
+        except LedgerError:
+            if outcome is None or outcome.stopped is None:
+                raise
+            # The run already stopped, most likely for this very reason (a full disk); its
+            # stop message is the useful one, and the next run recovers these rows.
     return outcome
 
 

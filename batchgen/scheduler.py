@@ -181,8 +181,8 @@ class Scheduler:
                 self._ledger, attempt, job, verdict, reply, self._cost(job, verdict, reply)
             )
             delay = await self._act(job, settle, tries)
-            if delay is None:
-                return
+            if delay is None or self.outcome.stopped is not None:
+                return  # never start a wait once the run is stopping: nothing would cut it short
             with self._idle():
                 await self._sleep(delay)
 

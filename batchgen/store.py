@@ -22,6 +22,10 @@ from PIL import Image
 from .errors import StoreError
 from .jobs import Job
 
+# mkstemp creates files 0600; outputs should be as readable as anything else the user writes.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 class InvalidImage(ValueError):
     """A response body that does not decode as an image."""
@@ -70,6 +74,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -141,3 +141,18 @@ def test_emulator_run_then_rerun_sends_nothing(
     report = cli.invoke(main, ["report", manifest, "--out", out])
     page = (tmp_path / "out" / "sheet" / "report.html").read_text()
     assert report.exit_code == 0 and page.count("<img ") == 4 and "Mira in a cafe" in page
+
+
+def test_second_run_on_the_same_folder_refuses(
+    cli: CliRunner, write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    """A run on a folder another run holds exits 2 with a clear message and sends nothing."""
+    from batchgen import lock
+
+    out = tmp_path / "out"
+    with lock.hold(out / "sheet"):
+        result = cli.invoke(
+            main, ["run", str(write_manifest(SIMPLE)), "--out", str(out), "--emulator"]
+        )
+    assert result.exit_code == 2 and "another batchgen run" in result.output
+    assert not (out / "sheet" / "ledger.sqlite").exists()

@@ -6,15 +6,24 @@ import asyncio
 import io
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
+from batchgen.breaker import Breaker
 from batchgen.budget import CreditGuard
 from batchgen.client import Lost, Reply
-from batchgen.errors import AuthError, CreditsError, ProtocolError
+from batchgen.errors import (
+    AuthError,
+    CreditsError,
+    Interrupted,
+    LedgerError,
+    OutageError,
+    ProtocolError,
+)
 from batchgen.jobs import Job
 from batchgen.ledger import Ledger
 from batchgen.scheduler import Outcome, Scheduler, Settings
@@ -91,8 +100,12 @@ async def run(
     retries: int = 2,
     guard: CreditGuard | None = None,
     sleep: Callable[[float], object] = no_sleep,
+    ledger: Ledger | None = None,
+    signals: Sequence[float] = (),
+    **extra: Any,
 ) -> tuple[Outcome, Ledger, Recorder]:
-    ledger = Ledger.open(tmp_path)
+    """Run a scheduler over ``jobs``; ``signals`` are times (s) at which to interrupt it."""
+    ledger = ledger or Ledger.open(tmp_path)
     ledger.sync(jobs)
     events = Recorder()
     scheduler = Scheduler(
@@ -105,7 +118,11 @@ async def run(
         run_id=ledger.start_run(1),
         sleep=sleep,  # type: ignore[arg-type]
         rand=lambda: 0.5,
+        **extra,
     )
+    loop = asyncio.get_running_loop()
+    for at in signals:
+        loop.call_later(at, scheduler.interrupt)
     return await scheduler.run(jobs), ledger, events
 
 
@@ -283,3 +300,88 @@ def test_sidecar_names_request(tmp_path: Path) -> None:
     row = ledger.jobs()["job0000"]
     sidecar = json.loads((tmp_path / row.output).with_suffix(".json").read_text())  # type: ignore[operator]
     assert sidecar["request_id"] == "r" and sidecar["params"]["seed"] == 0
+
+
+async def test_interrupt_finishes_in_flight_and_sends_nothing_new(tmp_path: Path) -> None:
+    """A first interrupt stops new sends; the requests in flight are still saved."""
+    client = SpyClient(lambda n, j: OK, latency=0.2)
+    outcome, ledger, _ = await run(tmp_path, client, make_jobs(10), concurrency=2, signals=[0.05])
+    assert isinstance(outcome.stopped, Interrupted)
+    assert len(client.sent) == 2 and outcome.done == 2
+    assert statuses(ledger) == {"done": 2, "pending": 8}
+
+
+async def test_interrupt_cuts_short_backoff_and_credit_waits(tmp_path: Path) -> None:
+    """Workers waiting (backoff, gate, limiter) stop at once on an interrupt, not after their wait."""
+
+    async def slow_sleep(seconds: float) -> None:  # backoffs (≥ 1 s here) become very long
+        await asyncio.sleep(30 if seconds >= 0.5 else seconds)
+
+    client = SpyClient(lambda n, j: Reply(503, b""))
+    started = asyncio.get_running_loop().time()
+    outcome, ledger, _ = await run(
+        tmp_path, client, make_jobs(3), concurrency=3, sleep=slow_sleep, signals=[0.1], retries=5
+    )
+    assert asyncio.get_running_loop().time() - started < 5
+    assert isinstance(outcome.stopped, Interrupted) and statuses(ledger) == {"pending": 3}
+
+
+async def test_second_interrupt_abandons_requests_in_flight(tmp_path: Path) -> None:
+    """A second interrupt cancels requests in flight; they stay 'running' for recovery to mark."""
+    client = SpyClient(lambda n, j: OK, latency=30)
+    outcome, ledger, _ = await run(
+        tmp_path, client, make_jobs(5), concurrency=2, signals=[0.05, 0.1]
+    )
+    assert isinstance(outcome.stopped, Interrupted) and outcome.done == 0
+    assert statuses(ledger) == {"running": 2, "pending": 3}
+
+
+async def test_grace_period_bounds_the_wait_for_in_flight(tmp_path: Path) -> None:
+    """Requests still in flight when the grace period ends are abandoned."""
+    client = SpyClient(lambda n, j: OK, latency=30)
+    started = asyncio.get_running_loop().time()
+    await run(tmp_path, client, make_jobs(2), concurrency=2, signals=[0.05], grace=0.2)
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_breaker_pauses_then_gives_up_without_failing_jobs(tmp_path: Path) -> None:
+    """A persistent outage pauses the run, then stops it; jobs stay pending, retries unspent."""
+    client = SpyClient(lambda n, j: Reply(503, b"<html>down</html>"))
+    breaker = Breaker(window=4, threshold=1.0, base_pause=0.01, max_trips=2)
+    outcome, ledger, events = await run(
+        tmp_path, client, make_jobs(10), concurrency=2, retries=50, breaker=breaker
+    )
+    assert isinstance(outcome.stopped, OutageError) and outcome.failed == 0
+    assert [e for e, _ in events.events].count("paused") == 2
+    assert statuses(ledger) == {"pending": 10} and len(client.sent) == 12
+
+
+async def test_breaker_closes_when_the_api_recovers(tmp_path: Path) -> None:
+    """After a pause, successes close the breaker and the run finishes."""
+    client = SpyClient(lambda n, j: Reply(500, b"") if n < 4 else OK)
+    breaker = Breaker(window=4, threshold=1.0, base_pause=0.01)
+    outcome, _, events = await run(
+        tmp_path, client, make_jobs(6), concurrency=1, retries=5, breaker=breaker
+    )
+    assert outcome.done == 6 and outcome.failed == 0 and ("paused", "0.0") in events.events
+
+
+async def test_ledger_failure_stops_the_run(tmp_path: Path) -> None:
+    """If the ledger cannot be written the run stops with that error instead of crashing the pool."""
+
+    class BrokenLedger(Ledger):
+        def begin_attempt(self, job_id: str, run_id: int, reserved: float) -> int:
+            raise LedgerError("the ledger could not be written: database or disk is full")
+
+    ledger = BrokenLedger.open(tmp_path)
+    client = SpyClient(lambda n, j: OK)
+    outcome, _, _ = await run(tmp_path, client, make_jobs(5), concurrency=2, ledger=ledger)
+    assert isinstance(outcome.stopped, LedgerError) and client.sent == []
+
+
+async def test_pace_carries_over_from_a_dead_run(tmp_path: Path) -> None:
+    """resume_after delays the first send, so a restart does not break the rate limit."""
+    client = SpyClient(lambda n, j: OK)
+    started = asyncio.get_running_loop().time()
+    await run(tmp_path, client, make_jobs(1), resume_after=0.3)
+    assert client.sent[0][0] - started >= 0.3 - 1e-3
