@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,6 +87,23 @@ def _out_option(function: F) -> F:
 
 
 manifest_argument = click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def entry() -> None:
+    """The command line, with Ctrl-C anywhere outside a run's own handling mapped to exit 130."""
+    try:
+        code = main.main(prog_name="batchgen", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        ERR.print("interrupted; run the same command to resume")
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        # An exit is under way with its code chosen; a late Ctrl-C (the second of a pair,
+        # say) must not turn it into death by signal while the interpreter shuts down.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -389,7 +407,8 @@ def emulator(
     429 past --rpm) and answers with JPEGs showing each prompt and seed. Point a run at it
     with BATCHGEN_ENDPOINT=http://HOST:PORT. Fault kinds: 500 502 503 504 429 (answers with that
     status), reset (drops the connection, unbilled), lost (bills, then drops), truncate (bills,
-    cuts the image short), html200 (bills, answers a proxy's HTML page), hang (never answers).
+    cuts the image short), html200 (bills, answers a proxy's HTML page), hang (never answers),
+    echo (a 500 whose body echoes the request headers, key included).
     GET /_emulator/log shows what it received and charged.
     """
     from .emulator import EmulatorConfig, parse_fault, serve

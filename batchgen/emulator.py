@@ -168,6 +168,10 @@ async def _answer(
     if fault == "reset":
         record.status = "reset"
         return _drop(request)
+    if fault == "echo":
+        # A careless proxy that echoes the request's headers, key included, in its error.
+        echoed = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
+        return _error(record, state, 500, f"Upstream error. Request headers: {echoed}")
     if fault == "hang":
         record.status = "hang"
         await state.closing.wait()

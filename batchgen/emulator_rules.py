@@ -24,7 +24,7 @@ from .pricing import DEFAULT_PRICES
 
 #: Fault names in the order they are drawn; the first one that hits decides the answer.
 FAULT_KINDS: Final = (
-    "500", "502", "503", "504", "429", "reset", "lost", "truncate", "html200", "hang",
+    "500", "502", "503", "504", "429", "reset", "lost", "truncate", "html200", "hang", "echo",
 )  # fmt: skip
 #: The rate-limit window, in seconds.
 WINDOW: Final = 60.0

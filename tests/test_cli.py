@@ -156,3 +156,32 @@ def test_second_run_on_the_same_folder_refuses(
         )
     assert result.exit_code == 2 and "another batchgen run" in result.output
     assert not (out / "sheet" / "ledger.sqlite").exists()
+
+
+def test_public_api_names_resolve() -> None:
+    """Every name batchgen exports can be imported (they load on first use)."""
+    import batchgen
+
+    for name in batchgen.__all__:
+        assert getattr(batchgen, name) is not None
+    with pytest.raises(AttributeError):
+        _ = batchgen.nothing_here  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_while_loading_exits_130_quietly(tmp_path: Path) -> None:
+    """A Ctrl-C before any run started (even while the program loads) exits 130 without a traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time, sys; sys.argv=['batchgen','--help'];"
+         " time.sleep(0.5); from batchgen.__main__ import main; main()"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(0.55)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode in (130, 0), err  # 0: it finished --help before the signal came
+    assert "Traceback" not in err

@@ -336,6 +336,14 @@ async def test_answered_faults(
     assert (record["fault"], record["status"], record["charged"]) == (kind, status, charged)
 
 
+async def test_echo_fault_leaks_the_request_headers(make_client: MakeClient) -> None:
+    """The echo fault plays a careless proxy: its 500 body repeats the key it was sent."""
+    client = await make_client(faults={"echo": 1.0})
+    response = await client.post(GENERATE, json=_body(), headers=KEY)
+    assert response.status == 500
+    assert KEY["x-api-key"] in (await response.json())["error"]
+
+
 @pytest.mark.parametrize(
     ("kind", "error", "charged"),
     [

@@ -91,7 +91,7 @@ def test_parse_fault_rejects(text: str, message: str) -> None:
 def test_fault_kinds_and_config_checks() -> None:
     """Every documented fault kind exists, and a bad config is refused up front."""
     assert set(FAULT_KINDS) == {
-        "500", "502", "503", "504", "429", "reset", "lost", "truncate", "html200", "hang",
+        "500", "502", "503", "504", "429", "reset", "lost", "truncate", "html200", "hang", "echo",
     }  # fmt: skip
     with pytest.raises(ValueError, match="Unknown fault"):
         EmulatorConfig(faults={"418": 0.5})

@@ -136,7 +136,8 @@ def test_rejected_key_exits_4(write_manifest: ManifestWriter, tmp_path: Path) ->
 
 
 def test_key_never_written_or_printed(write_manifest: ManifestWriter, tmp_path: Path) -> None:
-    """The API key appears in no output file, ledger row or console line, even with -v and faults."""
+    """The API key appears in no output file, ledger row or console line, with -v, faults, and a
+    server that echoes the key back in its errors."""
     manifest, out = write_manifest(TWENTY), tmp_path / "out"
     args = [
         "run",
@@ -151,13 +152,20 @@ def test_key_never_written_or_printed(write_manifest: ManifestWriter, tmp_path: 
         "--retries",
         "8",
     ]
-    with emulator_process(
-        "--latency", "0.05", "--fault", "500=0.2", "--fault", "reset=0.1", "--seed", "7"
-    ) as url:
+    faults = ["--fault", "500=0.1", "--fault", "reset=0.1", "--fault", "echo=0.25"]
+    with emulator_process("--latency", "0.05", *faults, "--seed", "7") as url:
         code, text = finish(batchgen(args, url))
+        assert any(r["fault"] == "echo" for r in emulator_log(url)["requests"])
+    _, status_text = finish(
+        batchgen(["status", str(manifest), "--out", str(out), "--json", "-v"], None)
+    )
+    _, report_text = finish(batchgen(["report", str(manifest), "--out", str(out)], None))
     assert code == 0, text
-    assert KEY not in text
-    assert KEY.encode() not in every_byte(out)
+    for printed in (text, status_text, report_text):
+        assert KEY not in printed
+    everything = every_byte(out)
+    assert KEY.encode() not in everything
+    assert b"x-api-key: ***" in everything  # the echoed errors were recorded, scrubbed
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -202,3 +210,49 @@ def test_second_signal_abandons_in_flight_as_possibly_paid(
     with emulator_process("--latency", "0.01") as url:
         code, text = finish(batchgen(args, url))
         assert code == 0 and "4 jobs were in flight when a run stopped" in text, text
+
+
+def test_accounting_reconciles_with_the_emulators_charges(
+    write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    """status's credits agree with what the emulator charged: billed requests exactly, lost
+    answers within what status calls possibly paid, and per-run figures add up to the total."""
+    manifest, out = write_manifest(TWENTY), tmp_path / "out"
+    args = [
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--rpm",
+        "6000",
+        "--concurrency",
+        "4",
+        "--retries",
+        "10",
+    ]
+    faults = [
+        "--fault",
+        "lost=0.08",
+        "--fault",
+        "truncate=0.08",
+        "--fault",
+        "html200=0.08",
+        "--fault",
+        "500=0.08",
+    ]
+    with emulator_process("--latency", "0.05", *faults, "--seed", "3") as url:
+        code, text = finish(batchgen(args, url))
+        assert code == 0, text
+        log = emulator_log(url)
+    credits = status(manifest, out)["credits"]
+    # A truncated image went out as a 200 but never arrived whole: the client saw it as lost.
+    arrived = [r["status"] == 200 and r["fault"] != "truncate" for r in log["requests"]]
+    answered = sum(r["charged"] for r, ok in zip(log["requests"], arrived, strict=True) if ok)
+    lost = sum(r["charged"] for r, ok in zip(log["requests"], arrived, strict=True) if not ok)
+    assert credits["spent"] == pytest.approx(answered)  # every billed answer, to the cent
+    assert lost <= credits["possibly_paid"] + 1e-9  # lost answers are all counted as possibly paid
+    assert credits["possibly_paid"] == pytest.approx(0.125 * credits["unknown_requests"])
+    assert credits["reported"] == pytest.approx(answered - 0.125 * credits["unreported"])
+    assert credits["balance"] >= log["balance"] - 1e-9
+    runs = status(manifest, out)["runs"]
+    assert sum(r["credits"]["spent"] for r in runs) == pytest.approx(credits["spent"])
