@@ -91,6 +91,7 @@ manifest_argument = click.argument("manifest", type=click.Path(dir_okay=False, p
 
 def entry() -> None:
     """The command line, with Ctrl-C anywhere outside a run's own handling mapped to exit 130."""
+    signal.signal(signal.SIGTERM, _terminate)  # SIGTERM is a Ctrl-C from another process
     try:
         code = main.main(prog_name="batchgen", standalone_mode=False)
     except click.ClickException as exc:
@@ -104,6 +105,10 @@ def entry() -> None:
         # say) must not turn it into death by signal while the interpreter shuts down.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -193,13 +193,16 @@ def _resume_after(ledger: Ledger, rpm: int) -> float:
 @contextmanager
 def _signals(handler: Callable[[], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in signals}
+    for sig in signals:
         loop.add_signal_handler(sig, handler)
     try:
         yield
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.remove_signal_handler(sig)
+            signal.signal(sig, before[sig])  # asyncio would leave the system default
 
 
 def prepare(ledger: Ledger, manifest: Manifest, *, retry_failed: bool = False) -> tuple[Plan, int]:
