@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__, lock, report, runner
 from . import plan as plans
@@ -65,11 +65,16 @@ def _errors() -> Iterator[None]:
         yield
     except ManifestError as exc:
         for problem in exc.problems:
-            ERR.print(f"[red]error:[/] {problem}", markup=True, soft_wrap=True)
+            _error(problem)
         _exit(EXIT_USAGE)
     except BatchgenError as exc:
-        ERR.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        _error(exc)
         _exit(exit_code(exc))
+
+
+def _error(what: object) -> None:
+    # Messages quote the user's own text: it must never be read as markup.
+    ERR.print(f"[red]error:[/] {escape(str(what))}", soft_wrap=True)
 
 
 def _exit(code: int) -> NoReturn:
@@ -87,28 +92,6 @@ def _out_option(function: F) -> F:
 
 
 manifest_argument = click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-
-
-def entry() -> None:
-    """The command line, with Ctrl-C anywhere outside a run's own handling mapped to exit 130."""
-    signal.signal(signal.SIGTERM, _terminate)  # SIGTERM is a Ctrl-C from another process
-    try:
-        code = main.main(prog_name="batchgen", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
-        ERR.print("interrupted; run the same command to resume")
-        sys.exit(EXIT_INTERRUPTED)
-    finally:
-        # An exit is under way with its code chosen; a late Ctrl-C (the second of a pair,
-        # say) must not turn it into death by signal while the interpreter shuts down.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,7 +117,7 @@ def validate(manifests: tuple[Path, ...]) -> None:
         except ManifestError as exc:
             failed = True
             for problem in exc.problems:
-                ERR.print(f"[red]error:[/] {problem}", soft_wrap=True)
+                _error(problem)
             continue
         credits = sum(job.price for job in manifest.jobs)
         OUT.print(f"ok {path}: {len(manifest.jobs)} jobs, about {credits:.4g} credits in all")
@@ -179,7 +162,7 @@ def plan(
             data |= plans.to_json(the_plan, seconds)
             OUT.print_json(data=data | {"rpm": settings.rpm, "concurrency": settings.concurrency})
             return
-        OUT.print(f"[bold]{loaded.name}[/] → {folder}")
+        OUT.print(f"[bold]{loaded.name}[/] → {escape(str(folder))}")
         assert settings.rpm and settings.concurrency and settings.latency
         for line in plans.describe(
             the_plan,
@@ -435,5 +418,5 @@ def emulator(
     try:
         serve(config, host, port)
     except OSError as exc:
-        ERR.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror}")
+        _error(f"cannot listen on {host}:{port}: {exc.strerror}")
         _exit(EXIT_USAGE)

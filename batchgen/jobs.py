@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from .params import FILE_PARAMS, VALUE_PARAMS
+from .params import FILE_PARAMS, SEED_MAX, VALUE_PARAMS
 from .pricing import price_of
 
 #: A manifest this large is almost certainly a matrix mistake; refuse before hashing it all.
 MAX_JOBS: Final = 100_000
+#: Longest job name: with its id, extension and temporary suffix it must fit a file name.
+MAX_JOB_NAME: Final = 150
 
 _API_KEYS: Final = frozenset(VALUE_PARAMS) | {"image", "mask"}
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -148,17 +150,60 @@ def _combinations(matrix: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any
         yield dict(zip(keys, values, strict=True))
 
 
-def count_jobs(data: Mapping[str, Any]) -> int:
-    """How many jobs a (schema-valid) manifest expands to, without expanding it."""
+def _seed_count(spec: Mapping[str, Any]) -> int | None:
+    # Counted, not listed: a thousand variants sharing 100,000 default seeds is no list to build.
+    if "seeds" in spec:
+        seeds = spec["seeds"]
+        return seeds["count"] if isinstance(seeds, Mapping) else len(seeds)
+    return 1 if "seed" in spec else None
+
+
+def _variant_counts(data: Mapping[str, Any]) -> list[int]:
     defaults = data.get("defaults", {})
-    total = 0
+    counts = []
     for variant in data["variants"]:
         combos = 1
         for values in {**defaults.get("matrix", {}), **variant.get("matrix", {})}.values():
             combos *= len(values)
-        seeds = _seeds(variant) or _seeds(defaults) or [None]
-        total += combos * len(seeds)
-    return total
+        counts.append(combos * (_seed_count(variant) or _seed_count(defaults) or 1))
+    return counts
+
+
+def count_jobs(data: Mapping[str, Any]) -> int:
+    """How many jobs a (schema-valid) manifest expands to, without expanding it."""
+    return sum(_variant_counts(data))
+
+
+def _size_problems(data: Mapping[str, Any]) -> list[tuple[ManifestPath, str]]:
+    """Seed ranges that run past the API's largest seed, and a manifest of too many jobs."""
+    problems: list[tuple[ManifestPath, str]] = []
+    sections: list[tuple[ManifestPath, Mapping[str, Any]]] = [
+        (("defaults",), data.get("defaults", {}))
+    ]
+    sections += [(("variants", i), v) for i, v in enumerate(data["variants"])]
+    for where, section in sections:
+        seeds = section.get("seeds")
+        if isinstance(seeds, Mapping) and seeds["start"] + seeds["count"] - 1 > SEED_MAX:
+            last = seeds["start"] + seeds["count"] - 1
+            message = f"runs to seed {last:,}, past {SEED_MAX:,}, the largest the API takes"
+            problems.append(((*where, "seeds"), message))
+    counts = _variant_counts(data)
+    total = sum(counts)
+    if total > MAX_JOBS:
+        largest = max(range(len(counts)), key=counts.__getitem__)
+        # Point at what multiplies: the variant's own matrix or seeds, else the defaults'.
+        where = ("variants", largest)
+        places = [(data["variants"][largest], where), (data.get("defaults", {}), ("defaults",))]
+        where = next(
+            ((*at, key) for section, at in places for key in ("matrix", "seeds") if key in section),
+            where,
+        )
+        message = (
+            f"the manifest expands to {total:,} jobs, more than {MAX_JOBS:,} "
+            f"(variants[{largest}] alone makes {counts[largest]:,}): check the matrix and seeds"
+        )
+        problems.append((where, message))
+    return problems
 
 
 def expand(
@@ -170,17 +215,15 @@ def expand(
 
     ``images`` maps every image value written in the manifest to its resolved source.
     """
-    problems: list[tuple[ManifestPath, str]] = []
-    total = count_jobs(data)
-    if total > MAX_JOBS:
-        problems.append(
-            ((), f"expands to {total:,} jobs, more than {MAX_JOBS:,}: check the matrix")
-        )
+    problems = _size_problems(data)
+    if problems:
         return [], problems
 
     defaults = data.get("defaults", {})
     reference = data["character"]["reference"]
     jobs: list[Job] = []
+    # Two jobs with one id are one request paid twice: the first job of each id, by variant.
+    first_of: dict[str, tuple[Job, int]] = {}
     for index, variant in enumerate(data["variants"]):
         where: ManifestPath = ("variants", index)
         variables = {**data.get("vars", {}), **defaults.get("vars", {}), **variant.get("vars", {})}
@@ -197,10 +240,13 @@ def expand(
             continue
 
         seen: set[str] = set()
+        seen_twins: set[int] = set()
         for combo in _combinations(matrix):
             params = {**base, **{k: v for k, v in combo.items() if k in _API_KEYS}}
             prompt, errors = render(params["prompt"], {**variables, **combo})
             name, name_errors = _job_stem(variant["name"], combo, variables)
+            if not errors and not prompt.strip():
+                errors = [f"the prompt {params['prompt']!r} renders to blank text"]
             for message in errors + name_errors:
                 if message not in seen:
                     seen.add(message)
@@ -210,7 +256,19 @@ def expand(
             params["prompt"] = prompt
             for seed in seeds:
                 sent = dict(params) if seed is None else {**params, "seed": seed}
-                jobs.append(_job(sent, images, prices, name, variant["name"], seed))
+                job = _job(sent, images, prices, name, variant["name"], seed)
+                first, first_index = first_of.setdefault(job.id, (job, index))
+                if first is job:
+                    jobs.append(job)
+                    continue
+                message = (
+                    f"job {job.name!r} would send the same request as {first.name!r} "
+                    f"(variants[{first_index}]), so both are one job, paid for twice: make them "
+                    "differ (a prompt, a parameter or a seed)"
+                )
+                if first_index not in seen_twins:
+                    seen_twins.add(first_index)
+                    problems.append((where, message))
     return jobs, problems
 
 
@@ -218,7 +276,14 @@ def _job_stem(
     template: str, combo: Mapping[str, Any], variables: Mapping[str, object]
 ) -> tuple[str, list[str]]:
     if "{" not in template:
-        return "-".join([template, *(slug(v) for v in combo.values())]), []
+        name = "-".join([template, *(slug(v) for v in combo.values())])
+        if len(name) <= MAX_JOB_NAME:
+            return name, []
+        problem = (
+            f"job names made of {template!r} and its matrix values run past {MAX_JOB_NAME} "
+            "characters: give the variant a name with placeholders, as in 'look-{style}'"
+        )
+        return name, [problem]
     slugs = {k: slug(v) for k, v in {**variables, **combo}.items()}
     name, problems = render(template, slugs)
     if not problems and not is_safe_name(name):

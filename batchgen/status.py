@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import (
@@ -93,7 +94,8 @@ def render(snap: Mapping[str, Any], console: Console, *, verbose: bool = False) 
     """Print a snapshot for people."""
     counts, credits = snap["counts"], snap["credits"]
     parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts[s] or s in ("done", "pending")]
-    console.print(f"[bold]{snap['folder']}[/]: {counts['total']} jobs — " + ", ".join(parts))
+    folder = escape(snap["folder"])
+    console.print(f"[bold]{folder}[/]: {counts['total']} jobs — " + ", ".join(parts))
     money = f"spent {credits['spent']:.4g} credits ({credits['estimated']:.4g} at estimated prices"
     money += f", {credits['reported']:.4g} as the API reported)"
     if credits["unreported"]:

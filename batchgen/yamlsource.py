@@ -36,6 +36,9 @@ MAX_BYTES: int = 1_000_000
 MAX_NODES: int = 200_000
 #: A document nested deeper than this (aliases expanded) is refused; manifests need a handful.
 MAX_DEPTH: int = 50
+#: At most this many problems are listed; the rest are counted (a megabyte of one mistake
+#: would otherwise print a hundred thousand lines, slower than finding them).
+MAX_PROBLEMS: int = 100
 
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + n for n in ("str", "int", "float", "bool", "null"))
@@ -49,6 +52,8 @@ _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fal
 _INT_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SURROGATE_PAIR = re.compile(r"[\ud800-\udbff][\udc00-\udfff]")
 # Below Python's limit on int() of a string (4,300 digits), which raises instead of converting.
 _MAX_DIGITS = 4_000
 # PyYAML names tokens the way its grammar does; a user thinks in indentation and keys.
@@ -145,7 +150,7 @@ def parse(text: str, file: str) -> Source:
     converter = _Converter(file)
     data = converter.value(root, ())
     if converter.problems:
-        raise ManifestError(converter.problems)
+        raise refused(converter.problems)
     values, keys = MappingProxyType(converter.values), MappingProxyType(converter.keys)
     return Source(file, data, values, keys)
 
@@ -154,6 +159,15 @@ def load(path: pathlib.Path, display_name: str | None = None) -> Source:
     """Read and parse a manifest file; messages name it display_name (default: the path)."""
     name = display_name or str(path)
     return parse(read_text(path, name), name)
+
+
+def refused(problems: Sequence[Problem]) -> ManifestError:
+    """A ManifestError listing the first MAX_PROBLEMS problems and counting the rest."""
+    if len(problems) <= MAX_PROBLEMS:
+        return ManifestError(list(problems))
+    rest = problems[MAX_PROBLEMS:]
+    message = f"and {len(rest):,} more problems from here on, not listed; fix those above first"
+    return ManifestError([*problems[:MAX_PROBLEMS], Problem(rest[0].location, "", message)])
 
 
 def _refuse(where: Location | None, message: str) -> ManifestError:
@@ -253,7 +267,7 @@ def _scalar_value(tag: str, text: str) -> Any:
     if tag == _PLAIN:
         tag = _plain_tag(text)
     if tag == _STR:
-        return text
+        return _text(text)
     if tag == _NULL and text in _NULLS:
         return None
     if tag == _BOOL and text in _BOOLS:
@@ -271,6 +285,20 @@ def _scalar_value(tag: str, text: str) -> Any:
     expected = {_NULL: "null", _BOOL: "true or false", _INT: "a decimal integer"}
     kind = expected.get(tag, "a decimal number")
     raise ValueError(f"{_quote(text)} is not a valid {_show_tag(tag)} (expected {kind})")
+
+
+def _text(text: str) -> str:
+    """A string as written, with escaped UTF-16 surrogate pairs (JSON's "\\ud83d\\ude00") joined;
+    ValueError for a lone surrogate, which is no character and cannot be sent or printed."""
+    if not _SURROGATE.search(text):
+        return text
+    try:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        lone = _SURROGATE.search(_SURROGATE_PAIR.sub("", text))
+        code = ord(lone.group()) if lone else 0
+        message = f"holds the escape \\u{code:04x}, half of a UTF-16 pair and no character"
+        raise ValueError(f"{message}; write the character itself") from None
 
 
 def _quote(text: str) -> str:
