@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from batchgen.ledger import Ledger
 from batchgen.manifest import RunSettings, load_manifest
-from batchgen.runner import execute, prepare
+from batchgen.runner import execute, prepare, resolve
 from bench.common import write_manifest
 
 KEY = "SG_bench"
@@ -46,7 +46,8 @@ def bench(jobs: int, latency: float, rpm: int, concurrency: int) -> None:
         url = emulator.stdout.readline().rsplit(" ", 1)[-1].strip()
         with tempfile.TemporaryDirectory() as tmp:
             manifest = load_manifest(write_manifest(Path(tmp), variants=jobs // 10, seeds=10))
-            settings = RunSettings(rpm=rpm, concurrency=concurrency, retries=4)
+            flags = RunSettings(rpm=rpm, concurrency=concurrency)
+            settings = resolve(flags, manifest.run, emulator=False)
             with Ledger.open(Path(tmp) / "out") as ledger:
                 plan, _ = prepare(ledger, manifest)
                 started = time.perf_counter()
