@@ -44,6 +44,19 @@ def status(manifest: Path, out: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(text)  # type: ignore[no-any-return]
 
 
+def run_args(manifest: Path, out: Path, *, concurrency: int, rpm: int = 6000) -> list[str]:
+    return [
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--concurrency",
+        str(concurrency),
+        "--rpm",
+        str(rpm),
+    ]
+
+
 def assert_done_jobs_have_valid_images(snapshot: dict) -> None:  # type: ignore[type-arg]
     for job in snapshot["jobs"]:
         assert job["status"] == "done"
@@ -56,7 +69,7 @@ def test_kill_and_resume_pays_at_most_once_more_per_request_in_flight(
 ) -> None:
     """kill -9 mid-run, then the same command: every job done once, nothing partial, little paid twice."""
     manifest, out = write_manifest(TWENTY), tmp_path / "out"
-    args = ["run", str(manifest), "--out", str(out), "--concurrency", "4", "--rpm", "6000"]
+    args = run_args(manifest, out, concurrency=4)
     with emulator_process("--latency", "0.4") as url:
         first = batchgen(args, url)
         wait_until(lambda: len(charged(emulator_log(url))) >= 6)
@@ -89,7 +102,7 @@ def test_credits_run_out_then_resume_after_top_up(
 ) -> None:
     """An account that empties mid-run stops with exit 3 and no 406; after a top-up the same command finishes."""
     manifest, out = write_manifest(TWENTY), tmp_path / "out"
-    args = ["run", str(manifest), "--out", str(out), "--concurrency", "3", "--rpm", "6000"]
+    args = run_args(manifest, out, concurrency=3)
     with emulator_process("--credits", "1.0", "--latency", "0.05") as url:
         code, text = finish(batchgen(args, url))
         assert code == 3, text
@@ -174,7 +187,7 @@ def test_first_signal_finishes_in_flight_then_exits_130(
 ) -> None:
     """Ctrl-C or SIGTERM sends nothing new, saves what was in flight, exits 130; the same command resumes."""
     manifest, out = write_manifest(TWENTY), tmp_path / "out"
-    args = ["run", str(manifest), "--out", str(out), "--concurrency", "4", "--rpm", "6000"]
+    args = run_args(manifest, out, concurrency=4)
     with emulator_process("--latency", "1.5") as url:
         first = batchgen(args, url)
         wait_until(lambda: emulator_log(url)["in_flight"] == 4)
@@ -194,7 +207,7 @@ def test_second_signal_abandons_in_flight_as_possibly_paid(
 ) -> None:
     """A second Ctrl-C exits at once; requests cut off are shown as possibly paid and run again."""
     manifest, out = write_manifest(TWENTY), tmp_path / "out"
-    args = ["run", str(manifest), "--out", str(out), "--concurrency", "4", "--rpm", "6000"]
+    args = run_args(manifest, out, concurrency=4)
     with emulator_process("--latency", "30") as url:
         first = batchgen(args, url)
         wait_until(lambda: emulator_log(url)["in_flight"] == 4)
