@@ -32,9 +32,10 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     finally:
-        # An exit is under way with its code chosen; a late Ctrl-C (the second of a pair,
-        # say) must not turn it into death by signal while the interpreter shuts down.
+        # An exit is under way with its code chosen; a late signal (the second Ctrl-C of a
+        # pair, say) must not turn it into death by signal while the interpreter shuts down.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)
 
 

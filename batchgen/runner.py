@@ -192,17 +192,21 @@ def _resume_after(ledger: Ledger, rpm: int) -> float:
 
 @contextmanager
 def _signals(handler: Callable[[], None]) -> Iterator[None]:
+    # Plain handlers that hand the signal to the loop, swapped in and out with one call each:
+    # loop.remove_signal_handler would reset to the system default first, and a SIGTERM in
+    # that instant would kill the process.
     loop = asyncio.get_running_loop()
+
+    def forward(signum: int, frame: object) -> None:
+        loop.call_soon_threadsafe(handler)
+
     signals = (signal.SIGINT, signal.SIGTERM)
-    before = {sig: signal.getsignal(sig) for sig in signals}
-    for sig in signals:
-        loop.add_signal_handler(sig, handler)
+    before = {sig: signal.signal(sig, forward) for sig in signals}
     try:
         yield
     finally:
         for sig in signals:
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, before[sig])  # asyncio would leave the system default
+            signal.signal(sig, before[sig])
 
 
 def prepare(ledger: Ledger, manifest: Manifest, *, retry_failed: bool = False) -> tuple[Plan, int]:
